@@ -1,0 +1,8 @@
+//! devspace: reads a `devspace.yaml`, builds every image it names in parallel, skips the ones
+//! whose inputs did not change, tags and pushes them, and deploys with the new tags.
+//!
+//! See `docs/architecture.md` for the module map and the flow.
+
+pub mod cli;
+pub mod config;
+pub mod exit;
