@@ -4,5 +4,6 @@
 //! See `docs/architecture.md` for the module map and the flow.
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod exit;

@@ -1,7 +1,8 @@
+//! The `devspace` binary: parse arguments, run the command, exit with its code.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = devspace::cli::Cli::parse();
-    let _ = cli;
-    devspace::exit::ExitCode::Usage.into()
+    devspace::commands::run(cli).into()
 }

@@ -1,0 +1,32 @@
+//! Command runners: glue between parsed CLI arguments and the pipeline modules.
+//!
+//! Each command lives in its own file and returns an [`ExitCode`]; user-facing failures are
+//! printed here (through `ui`) so `main` stays a thin shell.
+
+pub mod print;
+
+use crate::cli::{Cli, Command};
+use crate::exit::ExitCode;
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Print { images } => print::run(&cli.global, *images),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "devspace", &mut std::io::stdout());
+            ExitCode::Success
+        }
+        Command::Build { .. } => not_implemented("build"),
+        Command::Deploy { .. } => not_implemented("deploy"),
+        Command::Dev { .. } => not_implemented("dev"),
+        Command::Render { .. } => not_implemented("render"),
+        Command::Login { .. } => not_implemented("login"),
+    }
+}
+
+/// Commands whose issue has not landed say so plainly instead of pretending.
+fn not_implemented(name: &str) -> ExitCode {
+    eprintln!("error: `devspace {name}` is not implemented yet");
+    ExitCode::Usage
+}
