@@ -1,0 +1,7 @@
+//! Everything between a resolved image config and a builder: the in-memory Dockerfile rewrite,
+//! tags, the on-disk build cache and the rebuild/skip decision with its reason.
+
+pub mod cache;
+pub mod decision;
+pub mod dockerfile;
+pub mod tag;
