@@ -181,8 +181,13 @@ impl Cache {
         let snapshot = lock(&self.snapshot);
         ["lastOverrideProfile", "activeProfile"]
             .iter()
-            .find_map(|k| snapshot.get(*k).and_then(Value::as_str).map(str::to_owned))
-            .filter(|p| !p.is_empty())
+            .find_map(|k| {
+                snapshot
+                    .get(*k)
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+            })
+            .map(str::to_owned)
     }
 
     /// Cached answers of variables (top-level `vars`), scalars as strings.
@@ -665,4 +670,335 @@ fn unescape_line(s: &str) -> String {
 /// usable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::decision::{BuilderInputs, FilesInput, files_hash};
+    use crate::config::ImageConfig;
+
+    fn inputs(files: &[(&str, &str)], tag_in_config: &str) -> DecisionInputs {
+        let files: FileDigests = files
+            .iter()
+            .map(|(p, d)| (p.to_string(), d.to_string()))
+            .collect();
+        let config = ImageConfig {
+            image: "localhost:5000/app".into(),
+            tags: vec![tag_in_config.into()],
+            dockerfile: "/p/Dockerfile".into(),
+            context: "/p".into(),
+            ..ImageConfig::default()
+        };
+        DecisionInputs::new(
+            &config,
+            Path::new("/p"),
+            true,
+            BuilderInputs::dockerfile("FROM alpine\n", None, None, files_hash(&files), files),
+        )
+    }
+
+    fn outcome(tag: &str, pushed: bool) -> BuildOutcome {
+        BuildOutcome {
+            tags: vec![tag.into(), "latest".into()],
+            push: pushed.then(|| PushRecord {
+                registry: "localhost:5000".into(),
+                digest: Some("sha256:00".into()),
+            }),
+        }
+    }
+
+    const FILES: &[(&str, &str)] = &[
+        ("Dockerfile", "d"),
+        ("src/a\nb\\c.rs", "a"),
+        ("src/ü.rs", "u"),
+    ];
+
+    #[test]
+    fn commit_then_reopen_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        assert_eq!(cache.cached("", "api"), None);
+        let input = inputs(FILES, "0123");
+        cache
+            .commit(
+                PendingEntry::new("", "api", "localhost:5000/app", input.clone()),
+                outcome("0123", true),
+            )
+            .unwrap();
+
+        let reopened = Cache::open(dir.path());
+        assert!(reopened.warnings().is_empty(), "{:?}", reopened.warnings());
+        let mut cached = reopened.cached("", "api").unwrap();
+        assert_eq!(
+            cached.entry.tag.as_deref(),
+            Some("0123"),
+            "numeric-looking tag stays a string"
+        );
+        assert_eq!(
+            cached.entry.image_name.as_deref(),
+            Some("localhost:5000/app")
+        );
+        assert_eq!(
+            cached.entry.entrypoint_hash, None,
+            "omitted when empty, as DevSpace"
+        );
+        let record = cached.record.clone().unwrap();
+        assert_eq!(record.tags, ["0123", "latest"]);
+        assert_eq!(record.push.unwrap().registry, "localhost:5000");
+        assert_eq!(record.files, None, "file list is loaded only on demand");
+        reopened.load_files("", "api", &mut cached);
+        let mut want: FileDigests = FILES
+            .iter()
+            .map(|(p, d)| (p.to_string(), d.to_string()))
+            .collect();
+        want.sort();
+        assert_eq!(cached.record.unwrap().files.unwrap(), want);
+        assert_eq!(
+            reopened.decide("", "api", &input, false).0.to_string(),
+            "skip (no change)"
+        );
+
+        let text = fs::read_to_string(dir.path().join(".devspace/generated.yaml")).unwrap();
+        let yaml: Value = serde_saphyr::from_str(&text).unwrap();
+        let entry = &yaml["profiles"][""]["images"]["api"];
+        for field in [
+            "imageConfigHash",
+            "dockerfileHash",
+            "contextHash",
+            "imageName",
+            "tag",
+        ] {
+            assert!(entry[field].is_string(), "{field} in {text}");
+        }
+    }
+
+    #[test]
+    fn decide_names_changed_files_from_the_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        cache
+            .commit(
+                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap();
+        let changed = inputs(
+            &[
+                ("Dockerfile", "d"),
+                ("src/a\nb\\c.rs", "a"),
+                ("src/ü.rs", "u2"),
+            ],
+            "v1",
+        );
+        let (decision, _) = Cache::open(dir.path()).decide("", "api", &changed, false);
+        assert_eq!(decision.to_string(), "rebuild: 1 file changed: src/ü.rs");
+        let (decision, _) = Cache::open(dir.path()).decide("", "api", &inputs(FILES, "v2"), false);
+        assert_eq!(decision.to_string(), "rebuild: image config changed (tags)");
+        let (decision, _) = Cache::open(dir.path()).decide("other-profile", "api", &changed, false);
+        assert_eq!(decision.to_string(), "rebuild: never built");
+    }
+
+    #[test]
+    fn other_keys_survive_a_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let devspace = dir.path().join(".devspace");
+        fs::create_dir_all(&devspace).unwrap();
+        // As DevSpace 4 writes it (yaml.v2, sorted keys).
+        fs::write(
+            devspace.join("generated.yaml"),
+            "activeProfile: staging\nlastOverrideProfile: \"\"\nprofiles:\n  \"\":\n    deployments:\n      web:\n        helmOverridesHash: abc\n    images:\n      api:\n        contextHash: old\n        imageName: john/api\n        tag: AbCdEfG\n        futureField: keep-me\n      worker:\n        imageName: john/worker\n        tag: \"1234\"\n    lastContext:\n      context: minikube\n      namespace: dev\n  staging:\n    images: {}\nvars:\n  PASSWORD_PROMPT: \"yes\"\n",
+        )
+        .unwrap();
+        let cache = Cache::open(dir.path());
+        assert_eq!(cache.active_profile().as_deref(), Some("staging"));
+        assert_eq!(
+            cache.vars().get("PASSWORD_PROMPT").map(String::as_str),
+            Some("yes")
+        );
+        cache
+            .commit(
+                PendingEntry::new("", "api", "john/api", inputs(FILES, "v1")),
+                outcome("v1", false),
+            )
+            .unwrap();
+        let text = fs::read_to_string(devspace.join("generated.yaml")).unwrap();
+        let yaml: Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(yaml["activeProfile"], "staging");
+        assert_eq!(yaml["lastOverrideProfile"], "");
+        assert_eq!(yaml["vars"]["PASSWORD_PROMPT"], "yes");
+        assert_eq!(
+            yaml["profiles"][""]["deployments"]["web"]["helmOverridesHash"],
+            "abc"
+        );
+        assert_eq!(yaml["profiles"][""]["lastContext"]["namespace"], "dev");
+        assert_eq!(yaml["profiles"][""]["images"]["worker"]["tag"], "1234");
+        assert!(yaml["profiles"]["staging"]["images"].is_object());
+        let api = &yaml["profiles"][""]["images"]["api"];
+        assert_eq!(api["tag"], "v1");
+        assert_eq!(api["futureField"], "keep-me");
+        assert_ne!(api["contextHash"], "old");
+    }
+
+    #[test]
+    fn corrupt_files_are_empty_with_a_warning_and_kept_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let devspace = dir.path().join(".devspace");
+        fs::create_dir_all(&devspace).unwrap();
+        for bad in ["profiles: [unclosed\n", "- a list\n- not a mapping\n"] {
+            fs::write(devspace.join("generated.yaml"), bad).unwrap();
+            let cache = Cache::open(dir.path());
+            assert_eq!(cache.cached("", "api"), None);
+            let warnings = cache.warnings();
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains("generated.yaml: corrupt, treated as empty"),
+                "{warnings:?}"
+            );
+            cache
+                .commit(
+                    PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
+                    outcome("v1", true),
+                )
+                .unwrap();
+            assert_eq!(
+                fs::read_to_string(devspace.join("generated.yaml.corrupt")).unwrap(),
+                bad
+            );
+            assert!(Cache::open(dir.path()).cached("", "api").is_some());
+        }
+        // A corrupt record is ignored, the entry still counts.
+        let record = fs::read_dir(devspace.join("images/p-"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        fs::write(&record, "{not json\n").unwrap();
+        let cache = Cache::open(dir.path());
+        let cached = cache.cached("", "api").unwrap();
+        assert_eq!(cached.record, None);
+        assert!(
+            cache
+                .warnings()
+                .iter()
+                .any(|w| w.contains("corrupt, ignored"))
+        );
+    }
+
+    #[test]
+    fn a_dropped_pending_entry_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        let pending = PendingEntry::new("", "api", "app", inputs(FILES, "v1"));
+        assert_eq!(pending.key(), "api");
+        drop(pending);
+        assert!(!dir.path().join(".devspace").exists());
+        assert_eq!(Cache::open(dir.path()).cached("", "api"), None);
+    }
+
+    #[test]
+    fn a_record_is_stale_once_another_tool_rewrote_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        cache
+            .commit(
+                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap();
+        let path = dir.path().join(".devspace/generated.yaml");
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("tag: v1", "tag: GoTag12");
+        fs::write(&path, text).unwrap();
+        let cached = Cache::open(dir.path()).cached("", "api").unwrap();
+        assert_eq!(cached.entry.tag.as_deref(), Some("GoTag12"));
+        assert_eq!(cached.record, None);
+    }
+
+    #[test]
+    fn parallel_commits_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every thread has its own handle (own snapshot, own lock file descriptor), like
+        // separate processes.
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let root = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    let cache = Cache::open(&root);
+                    for round in 0..5 {
+                        let key = format!("image-{i}");
+                        cache
+                            .commit(
+                                PendingEntry::new(
+                                    "",
+                                    &key,
+                                    "app",
+                                    inputs(FILES, &format!("r{round}")),
+                                ),
+                                outcome(&format!("r{round}"), true),
+                            )
+                            .unwrap();
+                        cache
+                            .set_vars(&IndexMap::from([(format!("V{i}"), round.to_string())]))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let cache = Cache::open(dir.path());
+        assert!(cache.warnings().is_empty(), "{:?}", cache.warnings());
+        for i in 0..8 {
+            let cached = cache.cached("", &format!("image-{i}")).unwrap();
+            assert_eq!(cached.entry.tag.as_deref(), Some("r4"));
+            assert!(cached.record.is_some());
+            assert_eq!(
+                cache.vars().get(&format!("V{i}")).map(String::as_str),
+                Some("4")
+            );
+        }
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join(".devspace"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn custom_builder_entries_and_awkward_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        let files: FileDigests = vec![("build.sh".into(), "x".into())];
+        let custom = DecisionInputs::new(
+            &ImageConfig::default(),
+            dir.path(),
+            false,
+            BuilderInputs::Custom {
+                on_change: Some(FilesInput::from_files(files)),
+            },
+        );
+        for (profile, key) in [("", "../escape"), ("prod/eu", "api.v2"), ("true", "1e5")] {
+            cache
+                .commit(
+                    PendingEntry::new(profile, key, "app", custom.clone()),
+                    outcome("yes", false),
+                )
+                .unwrap();
+        }
+        let reopened = Cache::open(dir.path());
+        for (profile, key) in [("", "../escape"), ("prod/eu", "api.v2"), ("true", "1e5")] {
+            let cached = reopened.cached(profile, key).unwrap();
+            assert_eq!(cached.entry.tag.as_deref(), Some("yes"));
+            assert!(cached.entry.custom_files_hash.is_some());
+            assert_eq!(cached.entry.context_hash, None);
+            assert!(cached.record.is_some(), "{profile}/{key}");
+        }
+        assert!(!dir.path().join("escape.rec").exists());
+        assert_eq!(encode_name("../a b"), "%2E%2E%2Fa%20b");
+    }
 }
