@@ -708,6 +708,19 @@ mod tests {
         }
     }
 
+    /// A project whose image `api` was built with tag `v1` and pushed.
+    fn committed_api() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path());
+        cache
+            .commit(
+                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap();
+        (dir, cache)
+    }
+
     const FILES: &[(&str, &str)] = &[
         ("Dockerfile", "d"),
         ("src/a\nb\\c.rs", "a"),
@@ -775,14 +788,7 @@ mod tests {
 
     #[test]
     fn decide_names_changed_files_from_the_record() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path());
-        cache
-            .commit(
-                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
-                outcome("v1", true),
-            )
-            .unwrap();
+        let (dir, _cache) = committed_api();
         let changed = inputs(
             &[
                 ("Dockerfile", "d"),
@@ -894,19 +900,13 @@ mod tests {
         assert_eq!(pending.key(), "api");
         drop(pending);
         assert!(!dir.path().join(".devspace").exists());
+        assert_eq!(cache.cached("", "api"), None);
         assert_eq!(Cache::open(dir.path()).cached("", "api"), None);
     }
 
     #[test]
     fn a_record_is_stale_once_another_tool_rewrote_the_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::open(dir.path());
-        cache
-            .commit(
-                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
-                outcome("v1", true),
-            )
-            .unwrap();
+        let (dir, _cache) = committed_api();
         let path = dir.path().join(".devspace/generated.yaml");
         let text = fs::read_to_string(&path)
             .unwrap()
