@@ -4,4 +4,5 @@
 pub mod cache;
 pub mod decision;
 pub mod dockerfile;
+pub mod on_change;
 pub mod tag;
