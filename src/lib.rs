@@ -7,3 +7,5 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod pipeline;
+pub mod ui;
