@@ -208,13 +208,13 @@ impl Ui {
     /// Ends an image's live line with a final word.
     pub fn finish_image(&mut self, key: &str, word: &str) {
         let width = self.width;
-        if let Some(line) = self.lines.get_mut(key) {
-            if let Some(bar) = line.bar.take() {
-                bar.finish_with_message(format!(
-                    "{key:<width$}  {word} ({:.1}s)",
-                    line.started.elapsed().as_secs_f32()
-                ));
-            }
+        if let Some(line) = self.lines.get_mut(key)
+            && let Some(bar) = line.bar.take()
+        {
+            bar.finish_with_message(format!(
+                "{key:<width$}  {word} ({:.1}s)",
+                line.started.elapsed().as_secs_f32()
+            ));
         }
     }
 
@@ -222,10 +222,10 @@ impl Ui {
     pub fn finish_all(&mut self) {
         let keys: Vec<String> = self.lines.keys().cloned().collect();
         for k in keys {
-            if let Some(line) = self.lines.get_mut(&k) {
-                if let Some(bar) = line.bar.take() {
-                    bar.finish_and_clear();
-                }
+            if let Some(line) = self.lines.get_mut(&k)
+                && let Some(bar) = line.bar.take()
+            {
+                bar.finish_and_clear();
             }
         }
         if let Some(m) = &self.multi {
@@ -250,7 +250,7 @@ impl Ui {
     pub fn error_block(&self, text: &str) {
         match &self.multi {
             Some(m) => {
-                let _ = m.suspend(|| eprintln!("{text}"));
+                m.suspend(|| eprintln!("{text}"));
             }
             None => eprintln!("{text}"),
         }
