@@ -8,4 +8,5 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod pipeline;
+pub mod signals;
 pub mod ui;
