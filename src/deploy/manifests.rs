@@ -38,6 +38,18 @@ pub struct ManifestObject {
     pub body: Value,
 }
 
+impl ManifestObject {
+    /// `(apiVersion, kind, namespace, name)`, for messages and reports.
+    pub fn identity(&self) -> (&str, &str, Option<&str>, &str) {
+        (
+            &self.api_version,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+}
+
 /// The manifest files an entry list names, in order, each once.
 pub fn resolve_manifest_files(
     deployment: &str,
@@ -298,17 +310,7 @@ mod tests {
     fn objects_from_multi_doc_and_lists() {
         let text = "# c\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: ns\n---\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: b\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: c\n";
         let objects = manifest_objects("d", Path::new("m.yaml"), text).expect("valid");
-        let seen: Vec<(&str, &str, Option<&str>, &str)> = objects
-            .iter()
-            .map(|o| {
-                (
-                    o.api_version.as_str(),
-                    o.kind.as_str(),
-                    o.namespace.as_deref(),
-                    o.name.as_str(),
-                )
-            })
-            .collect();
+        let seen: Vec<_> = objects.iter().map(ManifestObject::identity).collect();
         assert_eq!(
             seen,
             [
