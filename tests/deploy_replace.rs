@@ -30,11 +30,16 @@ fn image(repository: &str) -> ImageConfig {
     }
 }
 
-/// Images `app` = `john/app` (tag `abc12`) and `web` = `nginx` (tag `fresh`).
+/// Images `app` = `john/app` (tag `abc12`), `web` = `nginx` (tag `fresh`) and `long`, a long
+/// registry path (tag `abc12`).
 fn project(deployments: Vec<DeploymentConfig>) -> (Config, ImageTable) {
     let mut images = IndexMap::new();
     images.insert("app".to_owned(), image("john/app"));
     images.insert("web".to_owned(), image("docker.io/library/nginx"));
+    images.insert(
+        "long".to_owned(),
+        image("registry.a-rather-long-company-domain.example.com:5000/group/subgroup/service"),
+    );
     let config = Config {
         version: "v1beta9".into(),
         images,
@@ -44,6 +49,7 @@ fn project(deployments: Vec<DeploymentConfig>) -> (Config, ImageTable) {
     let mut tags = IndexMap::new();
     tags.insert("app".to_owned(), ImageTag::new("abc12"));
     tags.insert("web".to_owned(), ImageTag::new("fresh"));
+    tags.insert("long".to_owned(), ImageTag::new("abc12"));
     let table = ImageTable::new(&config, &tags, false);
     (config, table)
 }
@@ -320,6 +326,9 @@ fn kustomize_failure_is_reported() {
     assert!(err.to_string().contains("kz"), "{err}");
 }
 
+/// Longer than the YAML writer's fold width, so it would be folded if block scalars were on.
+const LONG_REF: &str = "registry.a-rather-long-company-domain.example.com:5000/group/subgroup/service:old-tag-that-is-long";
+
 fn helm_deployment(helm: HelmDeployment) -> DeploymentConfig {
     DeploymentConfig {
         name: "chart".into(),
@@ -412,6 +421,8 @@ fn helm_values_rules_end_to_end() {
             "command": "john/app --serve",
             "john/app": "key is not replaced",
             "helpers": {"repository": "image(app)", "tag": "tag(web)"},
+            "long": LONG_REF,
+            "multiline": "john/app\nnginx",
         })),
         ..HelmDeployment::default()
     };
@@ -433,6 +444,8 @@ fn helm_values_rules_end_to_end() {
             "command": "john/app --serve",
             "john/app": "key is not replaced",
             "helpers": {"repository": "john/app", "tag": "fresh"},
+            "long": "registry.a-rather-long-company-domain.example.com:5000/group/subgroup/service:abc12",
+            "multiline": "john/app\nnginx",
         })
     );
     assert!(

@@ -145,18 +145,29 @@ fn glob_files(deployment: &str, root: &Path, pattern: &str) -> Result<Vec<PathBu
     Ok(files)
 }
 
-/// Reads the manifests of a kubectl deployment (building kustomizations when asked).
+/// Reads the manifests of a kubectl deployment (building kustomizations when asked, with the
+/// tools found in `PATH`).
 pub fn load_manifests(
     deployment: &str,
     root: &Path,
     entries: &[String],
     kustomize: bool,
 ) -> Result<Vec<ManifestSource>, DeployError> {
+    let path_var = std::env::var_os("PATH");
+    load_manifests_with_path(deployment, root, entries, kustomize, path_var.as_deref())
+}
+
+/// [`load_manifests`] looking for kustomize tools in `path_var` instead of the process `PATH`.
+fn load_manifests_with_path(
+    deployment: &str,
+    root: &Path,
+    entries: &[String],
+    kustomize: bool,
+    path_var: Option<&OsStr>,
+) -> Result<Vec<ManifestSource>, DeployError> {
     if kustomize {
-        let tool = find_kustomize(std::env::var_os("PATH").as_deref()).ok_or_else(|| {
-            DeployError::KustomizeMissing {
-                deployment: deployment.to_owned(),
-            }
+        let tool = find_kustomize(path_var).ok_or_else(|| DeployError::KustomizeMissing {
+            deployment: deployment.to_owned(),
         })?;
         return entries
             .iter()
@@ -335,6 +346,26 @@ mod tests {
             assert!(message.contains("m.yaml"), "{message}");
             assert!(message.contains("`d`"), "{message}");
         }
+    }
+
+    #[test]
+    fn kustomize_without_tools_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let entries = ["overlay".to_owned()];
+        let err = load_manifests_with_path(
+            "kz",
+            dir.path(),
+            &entries,
+            true,
+            Some(dir.path().as_os_str()),
+        )
+        .expect_err("no tools in PATH");
+        assert!(matches!(err, DeployError::KustomizeMissing { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("`kz`") && message.contains("neither `kustomize` nor `kubectl`"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -150,12 +150,17 @@ impl RenderedDeployment {
     }
 }
 
-/// The merged values as YAML (an empty map renders as `{}`).
+/// The merged values as YAML (an empty map renders as `{}`). Block scalars are turned off: a
+/// long image reference folded into `>-` would not be a replacement candidate.
 fn values_yaml(deployment: &str, values: &serde_json::Value) -> Result<String, DeployError> {
-    let mut text = serde_saphyr::to_string(values).map_err(|e| DeployError::Invalid {
-        deployment: deployment.to_owned(),
-        path: PathBuf::from(format!("<values of {deployment}>")),
-        message: e.to_string(),
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    let mut text = serde_saphyr::to_string_with_options(values, options).map_err(|e| {
+        DeployError::Invalid {
+            deployment: deployment.to_owned(),
+            path: PathBuf::from(format!("<values of {deployment}>")),
+            message: e.to_string(),
+        }
     })?;
     if !text.ends_with('\n') {
         text.push('\n');

@@ -349,3 +349,22 @@ fn syntax_errors_are_reported() {
     let err = replace_tags("a: [b\n", Scope::Manifest, &table(false)).expect_err("bad yaml");
     assert!(err.line >= 1);
 }
+
+#[test]
+fn anchors_and_tags_survive() {
+    check(
+        Scope::Manifest,
+        &[
+            (
+                "anchor on the replaced value is kept, alias follows it",
+                "a:\n  image: &img john/app\nb:\n  image: *img\n",
+                "a:\n  image: &img john/app:t1\nb:\n  image: *img\n",
+            ),
+            (
+                "explicit tag kept",
+                "image: !!str nginx\n",
+                "image: !!str nginx:t2\n",
+            ),
+        ],
+    );
+}
