@@ -53,8 +53,16 @@ pub fn assemble_values(
         })?;
         merge_values(&mut merged, values);
     }
-    if let Some(inline) = &helm.values {
-        merge_values(&mut merged, inline.clone());
+    match &helm.values {
+        None | Some(Value::Null) => {}
+        Some(inline @ Value::Object(_)) => merge_values(&mut merged, inline.clone()),
+        Some(_) => {
+            return Err(DeployError::Invalid {
+                deployment: deployment.to_owned(),
+                path: PathBuf::from("devspace.yaml"),
+                message: "`helm.values` must be a map".to_owned(),
+            });
+        }
     }
     Ok(merged)
 }
@@ -124,6 +132,28 @@ mod tests {
             merge_values(&mut base, overlay);
             assert_eq!(base, expected, "{shown}");
         }
+    }
+
+    #[test]
+    fn inline_values_must_be_a_map() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let helm = HelmDeployment {
+            values: Some(json!(["not", "a", "map"])),
+            ..HelmDeployment::default()
+        };
+        let err = assemble_values("web", dir.path(), &helm).expect_err("list values");
+        assert!(
+            err.to_string().contains("`helm.values` must be a map"),
+            "{err}"
+        );
+        let helm = HelmDeployment {
+            values: Some(Value::Null),
+            ..HelmDeployment::default()
+        };
+        assert_eq!(
+            assemble_values("web", dir.path(), &helm).expect("null is empty"),
+            json!({})
+        );
     }
 
     #[test]
