@@ -3,6 +3,7 @@
 //!
 //! See `docs/architecture.md` for the module map and the flow.
 
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
