@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use bollard::auth::DockerCredentials;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
@@ -329,4 +330,25 @@ pub trait ImageBuilder: Send + Sync {
         events: &'a EventSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<BuildOutcome, BuildError>>;
+}
+
+/// Runs `run` with the context, or fails with [`BuildError::MissingContext`] when there is
+/// none (for the builders that read one).
+pub(crate) fn with_context<'a, F>(
+    request: &'a BuildRequest,
+    context: Option<ContextBody>,
+    run: impl FnOnce(ContextBody) -> F + Send + 'a,
+) -> BoxFuture<'a, Result<BuildOutcome, BuildError>>
+where
+    F: Future<Output = Result<BuildOutcome, BuildError>> + Send + 'a,
+{
+    async move {
+        match context {
+            Some(context) => run(context).await,
+            None => Err(BuildError::MissingContext {
+                image: request.image_key.clone(),
+            }),
+        }
+    }
+    .boxed()
 }

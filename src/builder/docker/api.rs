@@ -14,14 +14,14 @@ use bollard::body_try_stream;
 use bollard::query_parameters::{BuildImageOptions, TagImageOptionsBuilder};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::DockerDaemon;
 use super::stream::BuildStreamState;
 use crate::builder::{
     BuildError, BuildEvent, BuildOutcome, BuildRequest, ContextBody, ERROR_TAIL_LINES, EventSink,
-    ImageBuilder,
+    ImageBuilder, with_context,
 };
 
 /// Builds through the daemon's Engine API (the default for `build.docker`).
@@ -68,7 +68,7 @@ impl DockerApiBuilder {
             Some(body_try_stream(body)),
         );
         let mut state = BuildStreamState::new(ERROR_TAIL_LINES);
-        loop {
+        let failure = loop {
             let item = tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
@@ -81,45 +81,41 @@ impl DockerApiBuilder {
                 item = stream.next() => item,
             };
             match item {
-                None => break,
+                None => break None,
                 Some(Ok(info)) => {
                     for event in state.on_message(&info) {
                         events.emit(event);
                     }
                 }
-                Some(Err(err)) => {
-                    for event in state.finish() {
-                        events.emit(event);
-                    }
-                    if let Some(source) = probe.take_error() {
-                        return Err(BuildError::Context {
-                            image: image.clone(),
-                            source,
-                        });
-                    }
-                    return Err(match err {
-                        bollard::errors::Error::DockerStreamError { error } => BuildError::Failed {
-                            image: image.clone(),
-                            message: error,
-                            last_lines: state.last_lines(),
-                        },
-                        source => BuildError::Daemon {
-                            image: image.clone(),
-                            action: "build".to_string(),
-                            source,
-                        },
-                    });
-                }
+                Some(Err(err)) => break Some(err),
             }
-        }
+        };
         for event in state.finish() {
             events.emit(event);
         }
+        // A failed producer explains whatever the daemon said after the body broke off.
         if let Some(source) = probe.take_error() {
             return Err(BuildError::Context {
                 image: image.clone(),
                 source,
             });
+        }
+        match failure {
+            None => {}
+            Some(bollard::errors::Error::DockerStreamError { error }) => {
+                return Err(BuildError::Failed {
+                    image: image.clone(),
+                    message: error,
+                    last_lines: state.last_lines(),
+                });
+            }
+            Some(source) => {
+                return Err(BuildError::Daemon {
+                    image: image.clone(),
+                    action: "build".to_string(),
+                    source,
+                });
+            }
         }
         let source_ref = state.image_id().unwrap_or(first.as_str()).to_string();
         for tag in &request.tags[1..] {
@@ -155,13 +151,9 @@ impl ImageBuilder for DockerApiBuilder {
         events: &'a EventSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<BuildOutcome, BuildError>> {
-        async move {
-            let context = context.ok_or_else(|| BuildError::MissingContext {
-                image: request.image_key.clone(),
-            })?;
-            self.run(request, context, events, cancel).await
-        }
-        .boxed()
+        with_context(request, context, move |c| {
+            self.run(request, c, events, cancel)
+        })
     }
 }
 

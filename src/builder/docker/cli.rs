@@ -7,7 +7,6 @@
 
 use std::ffi::OsString;
 
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +15,7 @@ use super::stream::BuildStreamState;
 use crate::builder::process::{self, ProcessError, ProcessOutcome, ProcessSpec};
 use crate::builder::{
     BuildError, BuildEvent, BuildOutcome, BuildRequest, ContextBody, ERROR_TAIL_LINES, EventSink,
-    ImageBuilder,
+    ImageBuilder, with_context,
 };
 
 /// What newer docker CLIs print when BuildKit is asked for but buildx is not installed.
@@ -162,13 +161,9 @@ impl ImageBuilder for DockerCliBuilder {
         events: &'a EventSink,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<BuildOutcome, BuildError>> {
-        async move {
-            let context = context.ok_or_else(|| BuildError::MissingContext {
-                image: request.image_key.clone(),
-            })?;
-            self.run(request, context, events, cancel).await
-        }
-        .boxed()
+        with_context(request, context, move |c| {
+            self.run(request, c, events, cancel)
+        })
     }
 }
 
