@@ -4,6 +4,7 @@
 //! See `docs/architecture.md` for the module map and the flow.
 
 pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod config;
