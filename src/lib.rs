@@ -11,5 +11,6 @@ pub mod config;
 pub mod deploy;
 pub mod exit;
 pub mod pipeline;
+pub mod registry;
 pub mod signals;
 pub mod ui;
