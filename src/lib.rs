@@ -4,7 +4,13 @@
 //! See `docs/architecture.md` for the module map and the flow.
 
 pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod deploy;
 pub mod exit;
+pub mod pipeline;
+pub mod registry;
+pub mod signals;
+pub mod ui;

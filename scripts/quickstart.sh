@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The quick start on a fresh Debian machine: services (Docker daemon, busybox image, registries),
+# a release build of devspace, then the quickstart example's images.
+# Arguments are passed to the devspace command (e.g. `scripts/quickstart.sh -p production`).
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+bash "$repo/scripts/services.sh"
+echo "quickstart: building devspace (release)" >&2
+cargo build --release --locked --manifest-path "$repo/Cargo.toml"
+bin="${CARGO_TARGET_DIR:-$repo/target}/release/devspace"
+
+cd "$repo/examples/quickstart"
+# Until `devspace build` lands this shows the resolved images; then it becomes `build`.
+QUICKSTART_COMMAND=(print --images)
+echo "quickstart: devspace ${QUICKSTART_COMMAND[*]} $* (in examples/quickstart)" >&2
+exec "$bin" "${QUICKSTART_COMMAND[@]}" "$@"

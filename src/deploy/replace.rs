@@ -1,0 +1,437 @@
+//! Tag replacement: rewrites references to configured images in kubectl manifests and Helm
+//! values so they point at the tags just built (or recorded in the cache).
+//!
+//! Matching. A candidate value is trimmed and parsed as a Docker reference; its tag and digest
+//! are dropped and Docker Hub forms are normalised (`nginx` = `docker.io/library/nginx`,
+//! `docker.io/john/app` = `john/app`). The configured `image` of every image that has a tag is
+//! normalised the same way, so `image: docker.io/john/app` in `devspace.yaml` matches `john/app`
+//! in a manifest (DevSpace compares the config string verbatim and misses it). The whole value
+//! must match: a value that merely contains an image name is never touched. When two image keys
+//! name the same repository, the first in config order wins.
+//!
+//! Writing. The new value keeps the name exactly as the manifest wrote it and appends `:<tag>`,
+//! or `:<tag>@<digest>` when digests are enabled and the digest is known. Only the scalar's bytes
+//! change; its quoting style is kept (a plain scalar that would read back as a number or boolean
+//! is double-quoted). Comments, document separators and everything else survive byte-for-byte.
+//!
+//! Scope, kubectl manifests ([`Scope::Manifest`]): only values of mapping keys named exactly
+//! `image`, at any depth of any object (containers, initContainers, ephemeralContainers, CRDs),
+//! except under `labels`/`annotations` maps (a label named `image` is not a container image).
+//!
+//! Scope, Helm values ([`Scope::HelmValues`]), DevSpace's "every string" narrowed so it stops
+//! rewriting things that are not image references (DevSpace complaints #1209, #2088):
+//! - every scalar value is a candidate, in maps and lists; mapping keys never are;
+//! - nothing under a key named `labels`, `annotations` or `env`, or ending in `Labels`,
+//!   `Annotations` or `Env` (`podLabels`, `commonAnnotations`, `extraEnv`) is touched;
+//! - in a list item that has both a `name` and a `value` key (the shape of a container
+//!   environment variable, wherever the list sits), `value` is not touched;
+//! - split references (complaint #1271): in a map where `repository` (or `image`), optionally
+//!   prefixed by a sibling `registry`, names a configured image and a sibling `tag` exists, only
+//!   `tag` is set (to `<tag>`, or `<tag>@<digest>` with digests when there is no `digest`
+//!   sibling; a `digest` sibling gets the digest). The repository stays bare (a tag written in it
+//!   is removed), so charts that render `repository:tag` never double the tag;
+//! - DevSpace 5.6 helpers: a value that is exactly `image(<name>)` becomes the configured
+//!   repository, `tag(<name>)` the tag, where `<name>` (quotes optional) is an image key or an
+//!   image reference matching a configured image;
+//! - block scalars (`|`, `>`) are never candidates.
+
+use crate::config::Config;
+use crate::deploy::reference::{self, Reference};
+use crate::deploy::yaml::{self, Edit, Node, NodeKind, YamlSyntaxError};
+use indexmap::IndexMap;
+use serde_saphyr::granit_parser::ScalarStyle;
+
+/// The tag (and digest) to deploy for one image key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageTag {
+    /// The first configured tag built now, or the one recorded in the cache.
+    pub tag: String,
+    /// `sha256:…` of the pushed image, when known.
+    pub digest: Option<String>,
+}
+
+impl ImageTag {
+    /// A tag without a digest.
+    pub fn new(tag: impl Into<String>) -> Self {
+        Self {
+            tag: tag.into(),
+            digest: None,
+        }
+    }
+}
+
+/// Which rules apply to a document: see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// kubectl manifests: only `image:` keys.
+    Manifest,
+    /// Helm values: every string value, with the exclusions documented above.
+    HelmValues,
+}
+
+/// The configured images and the tags to deploy, prepared for matching.
+#[derive(Debug, Clone)]
+pub struct ImageTable {
+    entries: Vec<Entry>,
+    use_digests: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    /// `image` as configured.
+    image: String,
+    /// Canonical name of `image`; `None` when it is not a valid reference (never matches).
+    canonical: Option<String>,
+    tag: Option<ImageTag>,
+}
+
+impl ImageTable {
+    /// Builds the table from the config's images (in config order) and the tags per image key.
+    /// Images without a tag (never built, no cache entry) are kept for the `image()` helper but
+    /// never replace anything.
+    pub fn new(config: &Config, tags: &IndexMap<String, ImageTag>, use_digests: bool) -> Self {
+        Self::from_images(
+            config
+                .images
+                .iter()
+                .map(|(key, image)| (key.as_str(), image.image.as_str())),
+            tags,
+            use_digests,
+        )
+    }
+
+    /// Like [`ImageTable::new`], from `(image key, image repository)` pairs.
+    pub fn from_images<'a>(
+        images: impl IntoIterator<Item = (&'a str, &'a str)>,
+        tags: &IndexMap<String, ImageTag>,
+        use_digests: bool,
+    ) -> Self {
+        let entries = images
+            .into_iter()
+            .map(|(key, image)| Entry {
+                key: key.to_owned(),
+                image: image.to_owned(),
+                canonical: reference::parse(image).map(|r| r.canonical),
+                tag: tags.get(key).filter(|t| !t.tag.is_empty()).cloned(),
+            })
+            .collect();
+        Self {
+            entries,
+            use_digests,
+        }
+    }
+
+    /// The image with a tag whose repository `value` names, with the parsed value.
+    fn lookup<'v>(&self, value: &'v str) -> Option<(&Entry, &ImageTag, Reference<'v>)> {
+        let parsed = reference::parse(value)?;
+        self.entries.iter().find_map(|e| match &e.tag {
+            Some(tag) if e.canonical.as_deref() == Some(parsed.canonical.as_str()) => {
+                Some((e, tag, parsed.clone()))
+            }
+            _ => None,
+        })
+    }
+
+    /// The image a helper argument names: an image key first, else a matching reference.
+    fn by_name(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.key == name).or_else(|| {
+            let canonical = reference::parse(name)?.canonical;
+            self.entries
+                .iter()
+                .find(|e| e.canonical.as_deref() == Some(canonical.as_str()))
+        })
+    }
+
+    /// `tag`, or `tag@digest` when digests are on and known.
+    fn tag_text(&self, tag: &ImageTag) -> String {
+        match (&tag.digest, self.use_digests) {
+            (Some(digest), true) => format!("{}@{digest}", tag.tag),
+            _ => tag.tag.clone(),
+        }
+    }
+}
+
+/// One value that was (or already was) set to a configured image's tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The image key that matched.
+    pub image_key: String,
+    /// 1-based line of the value in the text that was processed.
+    pub line: usize,
+    /// The value before (as parsed, without quotes).
+    pub before: String,
+    /// The value written.
+    pub after: String,
+}
+
+/// The result of [`replace_tags`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replaced {
+    /// The text with the values replaced; identical to the input outside them.
+    pub text: String,
+    /// Every matched value, in document order (also those already carrying the right tag).
+    pub replacements: Vec<Replacement>,
+    /// Things the user should know (`tag(x)` naming an image without a tag, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Replaced {
+    /// The image keys that matched at least once, in first-match order.
+    pub fn matched_images(&self) -> Vec<&str> {
+        distinct_image_keys(&self.replacements)
+    }
+}
+
+/// The image keys of `replacements`, each once, in first-match order.
+pub(crate) fn distinct_image_keys<'a>(
+    replacements: impl IntoIterator<Item = &'a Replacement>,
+) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = Vec::new();
+    for r in replacements {
+        if !keys.contains(&r.image_key.as_str()) {
+            keys.push(&r.image_key);
+        }
+    }
+    keys
+}
+
+/// Replaces image references in `text` (one or more YAML documents) under the rules of `scope`.
+pub fn replace_tags(
+    text: &str,
+    scope: Scope,
+    table: &ImageTable,
+) -> Result<Replaced, YamlSyntaxError> {
+    let documents = yaml::parse_documents(text)?;
+    let mut walk = Walk {
+        table,
+        edits: Vec::new(),
+        replacements: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for document in &documents {
+        match scope {
+            Scope::Manifest => walk.manifest(document),
+            Scope::HelmValues => walk.values(document, false),
+        }
+    }
+    Ok(Replaced {
+        text: yaml::apply_edits(text, &walk.edits),
+        replacements: walk.replacements,
+        warnings: walk.warnings,
+    })
+}
+
+/// Keys whose subtree is never rewritten.
+fn excluded_key(key: &str, scope: Scope) -> bool {
+    match scope {
+        Scope::Manifest => matches!(key, "labels" | "annotations"),
+        Scope::HelmValues => {
+            matches!(key, "labels" | "annotations" | "env")
+                || ["Labels", "Annotations", "Env"]
+                    .iter()
+                    .any(|suffix| key.len() > suffix.len() && key.ends_with(suffix))
+        }
+    }
+}
+
+struct Walk<'t> {
+    table: &'t ImageTable,
+    edits: Vec<Edit>,
+    replacements: Vec<Replacement>,
+    warnings: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn manifest(&mut self, node: &Node) {
+        match &node.kind {
+            NodeKind::Map(entries) => {
+                for (key, value) in entries {
+                    match key.as_str() {
+                        Some(k) if excluded_key(k, Scope::Manifest) => {}
+                        Some("image") if value.as_str().is_some() => self.whole(value),
+                        _ => self.manifest(value),
+                    }
+                }
+            }
+            NodeKind::Seq(items) => items.iter().for_each(|item| self.manifest(item)),
+            NodeKind::Scalar { .. } | NodeKind::Alias => {}
+        }
+    }
+
+    fn values(&mut self, node: &Node, list_item: bool) {
+        match &node.kind {
+            NodeKind::Map(entries) => {
+                let handled = self.split_reference(entries);
+                let env_item =
+                    list_item && node.get("name").is_some() && node.get("value").is_some();
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    let key = key.as_str();
+                    let skip = handled.contains(&i)
+                        || key.is_some_and(|k| excluded_key(k, Scope::HelmValues))
+                        || (env_item && key == Some("value"));
+                    if !skip {
+                        self.values(value, false);
+                    }
+                }
+            }
+            NodeKind::Seq(items) => items.iter().for_each(|item| self.values(item, true)),
+            NodeKind::Scalar { value, .. } => {
+                if !self.helper(node, value) {
+                    self.whole(node);
+                }
+            }
+            NodeKind::Alias => {}
+        }
+    }
+
+    /// Replaces a scalar that is a whole reference to a configured image.
+    fn whole(&mut self, node: &Node) {
+        let NodeKind::Scalar { value, style } = &node.kind else {
+            return;
+        };
+        if is_block(*style) {
+            return;
+        }
+        let Some((entry, tag, parsed)) = self.table.lookup(value) else {
+            return;
+        };
+        let after = format!("{}:{}", parsed.written, self.table.tag_text(tag));
+        let key = entry.key.clone();
+        self.set(node, key, after);
+    }
+
+    /// `image(name)` / `tag(name)`; returns whether the value was such a call.
+    fn helper(&mut self, node: &Node, value: &str) -> bool {
+        let Some((function, argument)) = helper_call(value) else {
+            return false;
+        };
+        let Some(entry) = self.table.by_name(argument) else {
+            self.warnings.push(format!(
+                "line {}: {value}: no image `{argument}` in the config",
+                node.line
+            ));
+            return true;
+        };
+        let key = entry.key.clone();
+        match function {
+            Helper::Image => {
+                let image = entry.image.clone();
+                self.set(node, key, image);
+            }
+            Helper::Tag => match &entry.tag {
+                Some(tag) => {
+                    let tag = tag.tag.clone();
+                    self.set(node, key, tag);
+                }
+                None => self.warnings.push(format!(
+                    "line {}: {value}: image `{key}` has no tag yet (build it first)",
+                    node.line
+                )),
+            },
+        }
+        true
+    }
+
+    /// Handles `repository` + `tag` (and `registry`, `digest`) siblings; returns the indices of
+    /// the entries it handled so the generic walk leaves them alone.
+    fn split_reference(&mut self, entries: &[(Node, Node)]) -> Vec<usize> {
+        let find = |name: &str| {
+            entries.iter().position(|(k, v)| {
+                k.as_str() == Some(name)
+                    && matches!(&v.kind, NodeKind::Scalar { style, .. } if !is_block(*style))
+            })
+        };
+        let Some(tag_at) = find("tag") else {
+            return Vec::new();
+        };
+        let registry_at = find("registry");
+        let digest_at = find("digest");
+        let value_at = |i: usize| entries[i].1.as_str().unwrap_or_default().trim();
+        let table = self.table;
+        for repo_name in ["repository", "image"] {
+            let Some(repo_at) = find(repo_name) else {
+                continue;
+            };
+            let repo = value_at(repo_at);
+            let with_registry = || {
+                let registry = value_at(registry_at?);
+                let (entry, tag, _) = table.lookup(&format!("{registry}/{repo}"))?;
+                Some((entry, tag, reference::parse(repo)?))
+            };
+            let Some((entry, tag, parsed)) = table.lookup(repo).or_else(with_registry) else {
+                continue;
+            };
+            let key = entry.key.clone();
+            let mut handled = vec![repo_at, tag_at];
+            if parsed.tag.is_some() || parsed.digest.is_some() {
+                let bare = parsed.written.to_owned();
+                self.set(&entries[repo_at].1, key.clone(), bare);
+            }
+            let digest = tag.digest.as_ref().filter(|_| self.table.use_digests);
+            match (digest, digest_at) {
+                (Some(digest), Some(digest_at)) => {
+                    self.set(&entries[tag_at].1, key.clone(), tag.tag.clone());
+                    self.set(&entries[digest_at].1, key, digest.clone());
+                    handled.push(digest_at);
+                }
+                _ => {
+                    let text = table.tag_text(tag);
+                    self.set(&entries[tag_at].1, key, text);
+                }
+            }
+            handled.extend(registry_at);
+            return handled;
+        }
+        Vec::new()
+    }
+
+    /// Records a match and, when the value differs, the edit.
+    fn set(&mut self, node: &Node, image_key: String, after: String) {
+        let NodeKind::Scalar { value, style } = &node.kind else {
+            return;
+        };
+        if *value != after {
+            self.edits.push(Edit {
+                span: node.span.clone(),
+                style: *style,
+                value: after.clone(),
+            });
+        }
+        self.replacements.push(Replacement {
+            image_key,
+            line: node.line,
+            before: value.clone(),
+            after,
+        });
+    }
+}
+
+fn is_block(style: ScalarStyle) -> bool {
+    matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Helper {
+    Image,
+    Tag,
+}
+
+/// DevSpace 5.6's `^image\("?'?([^)"']+)"?'?\)$` (and the same for `tag`).
+fn helper_call(value: &str) -> Option<(Helper, &str)> {
+    let (function, rest) = if let Some(rest) = value.strip_prefix("image(") {
+        (Helper::Image, rest)
+    } else {
+        (Helper::Tag, value.strip_prefix("tag(")?)
+    };
+    let inner = rest.strip_suffix(')')?;
+    let inner = inner.strip_prefix('"').unwrap_or(inner);
+    let inner = inner.strip_prefix('\'').unwrap_or(inner);
+    let inner = inner.strip_suffix('\'').unwrap_or(inner);
+    let inner = inner.strip_suffix('"').unwrap_or(inner);
+    let valid = !inner.is_empty() && !inner.contains([')', '"', '\'']);
+    valid.then_some((function, inner))
+}
+
+#[cfg(test)]
+mod tests;

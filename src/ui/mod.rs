@@ -1,0 +1,267 @@
+//! The one printer. Every line a user reads goes through here: live per-image status on a
+//! terminal (indicatif), whole prefixed lines otherwise, per-image log files, the summary table
+//! and the JSON report. It decides nothing; it shows what the dispatcher tells it.
+
+pub mod logs;
+pub mod summary;
+
+use crate::pipeline::events::{Event, ImageEvent, Stage};
+use indexmap::IndexMap;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// How output is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Live status lines (stderr is a terminal).
+    Tty,
+    /// Whole prefixed lines (CI, pipes).
+    Plain,
+}
+
+/// User-chosen output settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UiOptions {
+    pub mode: Mode,
+    /// `--debug`: stream every image's full log.
+    pub debug: bool,
+    /// `--silent`: only errors.
+    pub silent: bool,
+    /// Colors on.
+    pub color: bool,
+    /// `--build-sequential`: stream each image's full log live.
+    pub stream_logs: bool,
+    /// `--output json`: stdout is reserved for the JSON report.
+    pub json: bool,
+}
+
+impl UiOptions {
+    /// Detects the terminal and `NO_COLOR`.
+    pub fn detect(debug: bool, silent: bool, no_color: bool, json: bool) -> Self {
+        let tty = std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let color = tty && !no_color && std::env::var_os("NO_COLOR").is_none();
+        UiOptions {
+            mode: if tty { Mode::Tty } else { Mode::Plain },
+            debug,
+            silent,
+            color,
+            stream_logs: false,
+            json,
+        }
+    }
+}
+
+/// Wraps text in an ANSI color when colors are on.
+pub fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Live state of one image line.
+struct Line {
+    bar: Option<ProgressBar>,
+    stage: Stage,
+    step: Option<(u32, u32)>,
+    started: Instant,
+}
+
+/// The printer for one run.
+pub struct Ui {
+    opts: UiOptions,
+    multi: Option<MultiProgress>,
+    lines: IndexMap<String, Line>,
+    width: usize,
+}
+
+impl Ui {
+    /// A printer with the given options.
+    pub fn new(opts: UiOptions) -> Self {
+        let multi = (opts.mode == Mode::Tty && !opts.silent && !opts.stream_logs)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Ui {
+            opts,
+            multi,
+            lines: IndexMap::new(),
+            width: 0,
+        }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> UiOptions {
+        self.opts
+    }
+
+    /// Registers the images of a run (fixes the order and width of the live lines).
+    pub fn start_images(&mut self, keys: &[String]) {
+        self.width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+        for key in keys {
+            let bar = self.multi.as_ref().map(|m| {
+                let bar = m.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            self.lines.insert(
+                key.clone(),
+                Line {
+                    bar,
+                    stage: Stage::Waiting,
+                    step: None,
+                    started: Instant::now(),
+                },
+            );
+            self.refresh(key);
+        }
+    }
+
+    fn prefix(&self, key: &str) -> String {
+        let p = format!("[{key}]");
+        paint(self.opts.color, "36", &p)
+    }
+
+    /// Prints one whole line to stderr without tearing the live lines.
+    fn emit(&self, line: &str) {
+        if self.opts.silent {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(line);
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{line}");
+            }
+        }
+    }
+
+    fn refresh(&self, key: &str) {
+        let Some(line) = self.lines.get(key) else {
+            return;
+        };
+        let Some(bar) = &line.bar else { return };
+        let mut msg = format!("{:<w$}  {}", key, line.stage.label(), w = self.width);
+        if let (Stage::Building, Some((n, m))) = (line.stage, line.step) {
+            msg.push_str(&format!(" step {n}/{m}"));
+        }
+        msg.push_str(&format!(" ({:.1}s)", line.started.elapsed().as_secs_f32()));
+        bar.set_message(msg);
+    }
+
+    /// Shows one event.
+    pub fn event(&mut self, ev: &Event) {
+        let key = ev.image.as_str();
+        let plain_or_stream = self.multi.is_none();
+        match &ev.kind {
+            ImageEvent::Stage(stage) => {
+                if let Some(line) = self.lines.get_mut(key) {
+                    if line.stage == Stage::Waiting && *stage != Stage::Waiting {
+                        line.started = Instant::now();
+                    }
+                    line.stage = *stage;
+                }
+                if plain_or_stream && matches!(stage, Stage::Building | Stage::Pushing) {
+                    self.emit(&format!("{} {}", self.prefix(key), stage.label()));
+                }
+            }
+            ImageEvent::Decision { reason, .. } => {
+                self.emit(&format!("{} {reason}", self.prefix(key)));
+            }
+            ImageEvent::Step { n, total, text } => {
+                if let Some(line) = self.lines.get_mut(key) {
+                    line.step = Some((*n, *total));
+                }
+                if plain_or_stream && !(self.opts.debug || self.opts.stream_logs) {
+                    self.emit(&format!("{} Step {n}/{total} : {text}", self.prefix(key)));
+                }
+            }
+            ImageEvent::Log(text) => {
+                if self.opts.debug || self.opts.stream_logs {
+                    self.emit(&format!("{} {text}", self.prefix(key)));
+                }
+            }
+            ImageEvent::Note(text) => {
+                self.emit(&format!(
+                    "{} {}",
+                    self.prefix(key),
+                    paint(self.opts.color, "33", text)
+                ));
+            }
+            ImageEvent::Pushed { tag, digest } => {
+                let d = digest
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                self.emit(&format!("{} pushed {tag}{d}", self.prefix(key)));
+            }
+        }
+        self.refresh(key);
+    }
+
+    /// Ends an image's live line with a final word.
+    pub fn finish_image(&mut self, key: &str, word: &str) {
+        let width = self.width;
+        if let Some(line) = self.lines.get_mut(key)
+            && let Some(bar) = line.bar.take()
+        {
+            bar.finish_with_message(format!(
+                "{key:<width$}  {word} ({:.1}s)",
+                line.started.elapsed().as_secs_f32()
+            ));
+        }
+    }
+
+    /// Clears all live lines (before the summary).
+    pub fn finish_all(&mut self) {
+        let keys: Vec<String> = self.lines.keys().cloned().collect();
+        for k in keys {
+            if let Some(line) = self.lines.get_mut(&k)
+                && let Some(bar) = line.bar.take()
+            {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+
+    /// A general information line.
+    pub fn info(&self, text: &str) {
+        self.emit(text);
+    }
+
+    /// A warning line.
+    pub fn warn(&self, text: &str) {
+        self.emit(&format!(
+            "{} {text}",
+            paint(self.opts.color, "33", "warning:")
+        ));
+    }
+
+    /// Prints a block to stderr, even when silent (errors, failure logs).
+    pub fn error_block(&self, text: &str) {
+        match &self.multi {
+            Some(m) => {
+                m.suspend(|| eprintln!("{text}"));
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+/// Prints an error with its hints to stderr: `error: ...` then `hint: ...` lines.
+pub fn print_error(color: bool, message: &str, hints: &[String]) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{} {message}", paint(color, "31", "error:"));
+    for h in hints {
+        let _ = writeln!(err, "{} {h}", paint(color, "36", "hint:"));
+    }
+}

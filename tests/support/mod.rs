@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests: temporary projects and the binary runner
+//! (`project`), the fake Kubernetes API server (`kube_fake`).
+
+#![allow(
+    dead_code,
+    reason = "each test binary includes this module and uses a different subset of it"
+)]
+
+pub mod kube_fake;
+pub mod project;
