@@ -1,0 +1,176 @@
+//! Config errors a user can act on: each names the file, the line and column, the key path,
+//! and says what to do. Rendering (snippet with a caret) lives here so every caller shows the
+//! same text.
+
+use super::yaml::Pos;
+use crate::exit::ExitCode;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A place in a config file, with the offending line for a snippet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub pos: Pos,
+    /// The source line at `pos` (without its newline), if known.
+    pub line_text: Option<String>,
+    /// The profile that introduced the node, if it did not come from the base config.
+    pub profile: Option<String>,
+}
+
+impl Location {
+    /// Builds a location, extracting the source line from `src` (boxed: errors stay small).
+    pub fn new(file: &Path, src: &str, pos: Pos, profile: Option<&str>) -> Box<Self> {
+        let line_text = (pos.line > 0)
+            .then(|| src.lines().nth(pos.line - 1).map(str::to_string))
+            .flatten();
+        Box::new(Location {
+            file: file.to_path_buf(),
+            pos,
+            line_text,
+            profile: profile.map(str::to_string),
+        })
+    }
+
+    /// The `  |` snippet with a caret under the column (empty without a source line).
+    fn snippet(&self) -> String {
+        let Some(text) = &self.line_text else {
+            return String::new();
+        };
+        let num = self.pos.line.to_string();
+        let pad = " ".repeat(num.len());
+        // Keep tabs so the caret lines up under the same characters.
+        let lead: String = text
+            .chars()
+            .take(self.pos.col.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        format!("\n {pad} |\n {num} | {text}\n {pad} | {lead}^")
+    }
+
+    fn origin(&self) -> String {
+        match &self.profile {
+            Some(p) => format!(" (introduced by profile `{p}`)"),
+            None => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(
+                f,
+                "{}:{}:{}",
+                self.file.display(),
+                self.pos.line,
+                self.pos.col
+            )
+        }
+    }
+}
+
+/// Everything that can go wrong while finding, parsing and resolving `devspace.yaml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot find a devspace.yaml in {} or any parent directory", cwd.display())]
+    NotFound { cwd: PathBuf },
+
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("{at}: invalid YAML: {message}{}", at.snippet())]
+    Syntax { at: Box<Location>, message: String },
+
+    #[error("{at}: key `{key}` is defined twice in the same mapping{}", at.snippet())]
+    DuplicateKey { at: Box<Location>, key: String },
+
+    #[error("{}: version is missing in devspace.yaml (expected e.g. `version: v1beta9`)", path.display())]
+    MissingVersion { path: PathBuf },
+
+    #[error("{at}: unrecognized config version `{version}` (supported: v1alpha1 … v1beta11){}", at.snippet())]
+    UnknownVersion { at: Box<Location>, version: String },
+
+    #[error("{}: DevSpace 6 config ({version}) is not supported yet", path.display())]
+    UnsupportedVersion { path: PathBuf, version: String },
+
+    #[error("{at}: unknown key `{key_path}` in a {version} config{suggestion}{}{}", at.origin(), at.snippet())]
+    UnknownKey {
+        at: Box<Location>,
+        key_path: String,
+        version: String,
+        /// Pre-rendered `(did you mean ...)` text, possibly empty.
+        suggestion: String,
+    },
+
+    #[error("{at}: `{key_path}` must be {expected}, found {found}{}{}", at.origin(), at.snippet())]
+    WrongType {
+        at: Box<Location>,
+        key_path: String,
+        expected: &'static str,
+        found: &'static str,
+    },
+
+    #[error("{}: {message}", path.display())]
+    Profile { path: PathBuf, message: String },
+
+    #[error("{at}: cannot apply `patches[{index}]` of profile `{profile}`: {message}{}", at.snippet())]
+    Patch {
+        at: Box<Location>,
+        profile: String,
+        index: usize,
+        message: String,
+    },
+
+    #[error("variable `{name}` is not defined")]
+    UndefinedVar { name: String },
+
+    #[error("variable `{name}`: {message}")]
+    Var { name: String, message: String },
+
+    #[error("wrong --var format: `{part}`, expected KEY=VALUE")]
+    VarFlag { part: String },
+
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+
+    /// Another error (a variable that cannot be resolved) at the place it is used.
+    #[error("{at}: {source}{}{}", at.origin(), at.snippet())]
+    Located {
+        at: Box<Location>,
+        source: Box<ConfigError>,
+    },
+}
+
+impl ConfigError {
+    /// The process exit code for any config error.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::Config
+    }
+
+    /// What the user can do about it, if there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::NotFound { .. } => Some(
+                "run devspace inside your project, or point at the file with `--config PATH`"
+                    .into(),
+            ),
+            ConfigError::UndefinedVar { name } => Some(format!(
+                "set it with `--var {name}=...` or the environment variable {name} (no terminal to ask on)"
+            )),
+            ConfigError::UnsupportedVersion { .. } => Some(
+                "this tool reads DevSpace 4.x/5.x configs (version v1alpha1 … v1beta11)".into(),
+            ),
+            ConfigError::UnknownVersion { .. } => {
+                Some("supported versions: v1alpha1 … v1alpha4, v1beta1 … v1beta11".into())
+            }
+            ConfigError::Located { source, .. } => source.hint(),
+            _ => None,
+        }
+    }
+}
