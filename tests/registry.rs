@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -18,7 +17,7 @@ use devspace::registry::{
 };
 use serde_json::{Value, json};
 use support::credhelper::PassStore;
-use support::registry::{TestRegistry, free_port, require_tool, run_ok};
+use support::registry::{TestRegistry, free_port, require_tool, run};
 
 const USER: &str = "devspace";
 const PASSWORD: &str = "devspace-test-pw-7Qx";
@@ -31,24 +30,13 @@ fn devspace(
     env: &[(String, PathBuf)],
     stdin: Option<&str>,
 ) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devspace"))
-        .args(args)
-        .env("DOCKER_CONFIG", docker_config)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run devspace");
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        // A command that fails early exits without reading its input.
-        let _ = pipe.write_all(input.as_bytes());
-    }
-    child.wait_with_output().expect("wait for devspace")
+    run(
+        Command::new(env!("CARGO_BIN_EXE_devspace"))
+            .args(args)
+            .env("DOCKER_CONFIG", docker_config)
+            .envs(env.iter().map(|(k, v)| (k, v))),
+        stdin.map(str::as_bytes),
+    )
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -109,23 +97,9 @@ fn login_stores_credentials_like_docker_login() {
     );
 
     // Docker itself reads what we stored: it can push with it.
-    let image = format!("{}/login-check:v1", registry.host());
-    run_ok(
-        Command::new("docker").args(["tag", "busybox:latest", &image]),
-        None,
-    );
-    let push = Command::new("docker")
-        .arg("--config")
-        .arg(&config_dir)
-        .args(["push", &image])
-        .output()
-        .expect("docker push");
-    let _ = Command::new("docker").args(["rmi", &image]).output();
-    assert!(
-        push.status.success(),
-        "docker push with our stored credentials failed: {}",
-        text(&push.stderr)
-    );
+    if let Err(e) = registry.push_busybox_with("login-check:v1", &config_dir, &[]) {
+        panic!("docker cannot push with the credentials we stored: {e}");
+    }
 
     // Without flags, the stored credentials are verified and used (no prompt needed).
     let again = devspace(&["login", &registry.host()], &config_dir, &[], None);
@@ -261,24 +235,9 @@ fn login_stores_in_the_configured_credential_helper() {
     assert_eq!(pass.get_secret(&registry.host()), PASSWORD);
 
     // And Docker finds it there too.
-    let image = format!("{}/helper-check:v1", registry.host());
-    run_ok(
-        Command::new("docker").args(["tag", "busybox:latest", &image]),
-        None,
-    );
-    let push = pass
-        .command("docker")
-        .arg("--config")
-        .arg(config_dir.path())
-        .args(["push", &image])
-        .output()
-        .expect("docker push");
-    let _ = Command::new("docker").args(["rmi", &image]).output();
-    assert!(
-        push.status.success(),
-        "docker push with helper credentials failed: {}",
-        text(&push.stderr)
-    );
+    if let Err(e) = registry.push_busybox_with("helper-check:v1", config_dir.path(), &pass.env()) {
+        panic!("docker cannot push with the credentials our login put in the helper: {e}");
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use base64::Engine;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,8 +23,8 @@ pub fn require_tool(program: &str) {
     assert!(found, "`{program}` is not installed: {SERVICES_HINT}");
 }
 
-/// Runs a command to completion, panicking with its output when it fails.
-pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+/// Runs a command to completion with optional stdin and captured output.
+pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     let mut child = cmd
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -36,9 +36,15 @@ pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}; {SERVICES_HINT}"));
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).expect("write stdin");
+        // A command that fails early exits without reading its input.
+        let _ = pipe.write_all(input);
     }
-    let out = child.wait_with_output().expect("wait for command");
+    child.wait_with_output().expect("wait for command")
+}
+
+/// Runs a command to completion, panicking with its output when it fails.
+pub fn run_ok(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    let out = run(cmd, stdin);
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -165,18 +171,11 @@ impl TestRegistry {
             .expect("this registry was started without htpasswd")
     }
 
-    /// Tags the local `busybox` image as `HOST/<repo_tag>` and pushes it with the Docker CLI
-    /// (logging in with a throw-away Docker config first when the registry needs it).
+    /// Tags the local `busybox` image as `HOST/<repo_tag>` and pushes it with the Docker CLI,
+    /// using a throw-away Docker config that holds this registry's account.
     /// Returns the pushed reference and the digest the CLI reported.
     pub fn push_busybox(&self, repo_tag: &str) -> (String, String) {
-        require_tool("docker");
-        let image = format!("{}/{repo_tag}", self.host());
         let config = tempfile::tempdir().expect("docker config dir");
-        let docker = || {
-            let mut cmd = Command::new("docker");
-            cmd.arg("--config").arg(config.path());
-            cmd
-        };
         // Written by hand rather than with `docker login`: with an empty config the CLI
         // picks a default credential store (`pass` when installed) that is not set up here.
         let auths = match &self.account {
@@ -191,27 +190,47 @@ impl TestRegistry {
             serde_json::json!({ "auths": auths }).to_string(),
         )
         .expect("write docker config");
-        run_ok(docker().args(["tag", "busybox:latest", &image]), None);
-        let push = Command::new("docker")
-            .arg("--config")
-            .arg(config.path())
-            .args(["push", &image])
-            .output()
-            .expect("run docker push");
-        let _ = docker().args(["rmi", &image]).output();
-        assert!(
-            push.status.success(),
-            "docker push {image} failed: {}{}\n(is `busybox:latest` in the daemon? {SERVICES_HINT})",
-            String::from_utf8_lossy(&push.stdout),
-            String::from_utf8_lossy(&push.stderr)
+        self.push_busybox_with(repo_tag, config.path(), &[])
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`TestRegistry::push_busybox`], with the Docker config in `config_dir` and extra
+    /// environment (e.g. a credential helper's), so tests can check what Docker makes of
+    /// credentials we stored. `Err` carries the CLI's output.
+    pub fn push_busybox_with(
+        &self,
+        repo_tag: &str,
+        config_dir: &Path,
+        env: &[(String, PathBuf)],
+    ) -> Result<(String, String), String> {
+        require_tool("docker");
+        let image = format!("{}/{repo_tag}", self.host());
+        run_ok(
+            Command::new("docker").args(["tag", "busybox:latest", &image]),
+            None,
         );
+        let push = run(
+            Command::new("docker")
+                .arg("--config")
+                .arg(config_dir)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .args(["push", &image]),
+            None,
+        );
+        let _ = Command::new("docker").args(["rmi", &image]).output();
         let stdout = String::from_utf8_lossy(&push.stdout);
+        if !push.status.success() {
+            return Err(format!(
+                "docker push {image} failed: {stdout}{}\n(is `busybox:latest` in the daemon? {SERVICES_HINT})",
+                String::from_utf8_lossy(&push.stderr)
+            ));
+        }
         let digest = stdout
             .split_whitespace()
             .find(|w| w.starts_with("sha256:"))
-            .unwrap_or_else(|| panic!("no digest in docker push output: {stdout}"))
+            .ok_or_else(|| format!("no digest in docker push output: {stdout}"))?
             .to_owned();
-        (image, digest)
+        Ok((image, digest))
     }
 }
 
