@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -428,6 +429,97 @@ async fn unreachable_registry_names_the_host() {
     assert!(err.to_string().contains(&host), "{err}");
 }
 
+#[tokio::test]
+async fn bearer_token_registry_with_password_and_identity_token() {
+    let registry = TestRegistry::start_token(USER, PASSWORD);
+    let (image, digest) = registry.push_busybox("bearer/app:v1");
+    let tokens = registry.token_server();
+    let grants = tokens.grants();
+    let reference = Reference::parse(&image).unwrap();
+    let target = host_registry(&registry);
+    let client = client();
+
+    // Basic credentials are exchanged for a token (GET realm with basic auth).
+    let before = grants.basic.load(Ordering::SeqCst);
+    let password = Credential::new(USER, PASSWORD);
+    assert_eq!(
+        client
+            .manifest_exists(&reference, Some(&password))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        client.list_tags(&reference, Some(&password)).await.unwrap(),
+        ["v1"]
+    );
+    client.verify_login(&target, &password).await.unwrap();
+    assert!(grants.basic.load(Ordering::SeqCst) > before);
+
+    // An identity token is refreshed through the OAuth POST.
+    let before = grants.refresh.load(Ordering::SeqCst);
+    let identity = Credential::identity_token(tokens.refresh_token());
+    assert_eq!(
+        client
+            .manifest_exists(&reference, Some(&identity))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(digest.as_str())
+    );
+    assert!(grants.refresh.load(Ordering::SeqCst) > before);
+
+    // Wrong password, wrong token, nothing: refused, naming the registry.
+    let wrong_token = Credential::identity_token("not-the-token-Q1");
+    let wrong_password = Credential::new(USER, WRONG_PASSWORD);
+    for credential in [Some(&wrong_password), Some(&wrong_token), None] {
+        let err = client
+            .manifest_exists(&reference, credential)
+            .await
+            .unwrap_err();
+        assert!(err.is_unauthorized(), "{err}");
+        let message = err.to_string();
+        assert!(message.contains(&registry.host()), "{message}");
+        assert!(
+            !message.contains(WRONG_PASSWORD) && !message.contains("not-the-token"),
+            "{message}"
+        );
+    }
+    assert_eq!(client.ping(&target).await.unwrap(), Ping::AuthRequired);
+}
+
+#[test]
+fn login_against_a_bearer_token_registry() {
+    let registry = TestRegistry::start_token(USER, PASSWORD);
+    let config_dir = tempfile::tempdir().unwrap();
+    let login = |password: &str| {
+        devspace(
+            &["login", &registry.host(), "-u", USER, "--password-stdin"],
+            config_dir.path(),
+            &[],
+            Some(password),
+        )
+    };
+    let out = login(WRONG_PASSWORD);
+    assert_eq!(
+        out.status.code(),
+        Some(ExitCode::Auth as i32),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_no_secret(&out, WRONG_PASSWORD);
+
+    let out = login(PASSWORD);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_no_secret(&out, PASSWORD);
+    let stored = DockerConfig::load_from_dir(config_dir.path())
+        .unwrap()
+        .resolve(&host_registry(&registry))
+        .unwrap();
+    assert_eq!(stored, Some(Credential::new(USER, PASSWORD)));
+}
+
 #[test]
 fn services_are_installed() {
     for tool in [
@@ -437,6 +529,7 @@ fn services_are_installed() {
         "docker-credential-pass",
         "pass",
         "gpg",
+        "openssl",
     ] {
         require_tool(tool);
     }

@@ -2,6 +2,11 @@
 //! `pass` and a gpg key generated in batch mode (no passphrase), all inside a temp directory
 //! (`GNUPGHOME`, `PASSWORD_STORE_DIR`), so nothing touches the user's keyring.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared support"
+)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -2,6 +2,11 @@
 //! a temporary directory, plain or with htpasswd (bcrypt) authentication, and killed on drop.
 //! Also pushes the local `busybox` image into it with the Docker CLI, as a test oracle.
 
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared support"
+)]
+
 use std::io::Write;
 
 use base64::Engine;
@@ -63,11 +68,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// User name and password of a registry started with htpasswd.
+/// User name and password of a registry started with htpasswd or token auth.
 #[derive(Debug, Clone)]
 pub struct Account {
     pub user: String,
     pub password: String,
+}
+
+impl Account {
+    fn new(user: &str, password: &str) -> Self {
+        Account {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+}
+
+pub mod token;
+
+use token::TokenServer;
+
+/// How a test registry authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    None,
+    Htpasswd,
+    Token,
 }
 
 /// A running `docker-registry`, killed (and its storage deleted) on drop.
@@ -75,28 +101,45 @@ pub struct TestRegistry {
     child: Child,
     port: u16,
     account: Option<Account>,
+    token: Option<TokenServer>,
     dir: TempDir,
 }
 
 impl TestRegistry {
     /// A registry without authentication.
     pub fn start_plain() -> Self {
-        Self::start(None)
+        Self::start(AuthKind::None, None)
     }
 
     /// A registry that requires `user`/`password` (htpasswd, bcrypt).
     pub fn start_htpasswd(user: &str, password: &str) -> Self {
-        Self::start(Some(Account {
-            user: user.to_owned(),
-            password: password.to_owned(),
-        }))
+        Self::start(AuthKind::Htpasswd, Some(Account::new(user, password)))
     }
 
-    fn start(account: Option<Account>) -> Self {
+    /// A registry with `token` auth: clients get a `Bearer` challenge and fetch tokens from a
+    /// [`TokenServer`] that accepts `user`/`password` or its refresh token.
+    pub fn start_token(user: &str, password: &str) -> Self {
+        Self::start(AuthKind::Token, Some(Account::new(user, password)))
+    }
+
+    fn start(kind: AuthKind, account: Option<Account>) -> Self {
         require_tool("docker-registry");
         let mut dir = tempfile::tempdir().expect("temp dir for the registry");
-        let auth = match &account {
-            Some(account) => {
+        let mut token = None;
+        let auth = match (&account, kind) {
+            (Some(account), AuthKind::Token) => {
+                let (server, bundle) = TokenServer::start(dir.path(), account.clone());
+                let auth = format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    server.realm(),
+                    token::SERVICE,
+                    token::ISSUER,
+                    bundle.display()
+                );
+                token = Some(server);
+                auth
+            }
+            (Some(account), _) => {
                 require_tool("htpasswd");
                 let out = run_ok(
                     Command::new("htpasswd").args(["-Bbn", &account.user, &account.password]),
@@ -109,7 +152,7 @@ impl TestRegistry {
                     htpasswd.display()
                 )
             }
-            None => String::new(),
+            (None, _) => String::new(),
         };
         // The port can be taken between choosing and binding; try a few.
         let mut last_log = String::new();
@@ -131,9 +174,11 @@ impl TestRegistry {
                 child,
                 port,
                 account: account.clone(),
+                token: None,
                 dir,
             };
             if registry.wait_ready() {
+                registry.token = token;
                 return registry;
             }
             last_log = std::fs::read_to_string(registry.dir.path().join("registry.log"))
@@ -164,11 +209,18 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The account, for a registry started with htpasswd.
+    /// The account, for a registry started with htpasswd or token auth.
     pub fn account(&self) -> &Account {
         self.account
             .as_ref()
-            .expect("this registry was started without htpasswd")
+            .expect("this registry was started without authentication")
+    }
+
+    /// The token service, for a registry started with token auth.
+    pub fn token_server(&self) -> &TokenServer {
+        self.token
+            .as_ref()
+            .expect("this registry was started without token auth")
     }
 
     /// Tags the local `busybox` image as `HOST/<repo_tag>` and pushes it with the Docker CLI,
