@@ -3,6 +3,7 @@
 //! Each command lives in its own file and returns an [`ExitCode`]; user-facing failures are
 //! printed here (through `ui`) so `main` stays a thin shell.
 
+pub mod login;
 pub mod print;
 
 use crate::cli::{Cli, Command};
@@ -21,7 +22,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deploy { .. } => not_implemented("deploy"),
         Command::Dev { .. } => not_implemented("dev"),
         Command::Render { .. } => not_implemented("render"),
-        Command::Login { .. } => not_implemented("login"),
+        Command::Login {
+            registry,
+            username,
+            password_stdin,
+        } => login::run(registry.as_deref(), username.as_deref(), *password_stdin),
     }
 }
 

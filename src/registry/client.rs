@@ -475,7 +475,8 @@ struct CachedAuth {
     expires: Option<Instant>,
 }
 
-/// Cache key: API host, scope (empty for `/v2/`), user name (empty when anonymous).
+/// Cache key: API host, scope (empty for `/v2/`), and a fingerprint of the credential (empty
+/// when anonymous) so a wrong password never reuses a token obtained with the right one.
 type AuthKey = (String, String, String);
 
 /// One registry request, repeatable after an authentication challenge.
@@ -526,7 +527,13 @@ impl<'a> Request<'a> {
             self.registry.api_host().to_owned(),
             self.scope.clone().unwrap_or_default(),
             self.credential
-                .map(|c| c.username.clone())
+                .map(|c| {
+                    let mut hash = Sha256::new();
+                    hash.update(c.username.as_bytes());
+                    hash.update([0]);
+                    hash.update(c.secret.expose().as_bytes());
+                    hex::encode(hash.finalize())
+                })
                 .unwrap_or_default(),
         )
     }

@@ -1,3 +1,4 @@
+<<<<<<< HEAD
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the fake Kubernetes API server (`kube_fake`).
 
@@ -8,3 +9,9 @@
 
 pub mod kube_fake;
 pub mod project;
+=======
+//! Shared helpers for the integration tests.
+
+pub mod credhelper;
+pub mod registry;
+>>>>>>> registry
