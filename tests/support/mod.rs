@@ -1,17 +1,13 @@
-<<<<<<< HEAD
 //! Helpers shared by the integration tests: temporary projects and the binary runner
-//! (`project`), the fake Kubernetes API server (`kube_fake`).
+//! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
+//! (`registry`) and a real credential helper (`credhelper`).
 
 #![allow(
     dead_code,
     reason = "each test binary includes this module and uses a different subset of it"
 )]
 
+pub mod credhelper;
 pub mod kube_fake;
 pub mod project;
-=======
-//! Shared helpers for the integration tests.
-
-pub mod credhelper;
 pub mod registry;
->>>>>>> registry
