@@ -3,6 +3,8 @@
 //! Each command lives in its own file and returns an [`ExitCode`]; user-facing failures are
 //! printed here (through `ui`) so `main` stays a thin shell.
 
+pub mod build;
+pub mod common;
 pub mod login;
 pub mod print;
 
@@ -11,6 +13,7 @@ use crate::exit::ExitCode;
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    common::init_tracing(&cli.global);
     match &cli.command {
         Command::Print { images } => print::run(&cli.global, *images),
         Command::Completion { shell } => {
@@ -18,7 +21,7 @@ pub fn run(cli: Cli) -> ExitCode {
             clap_complete::generate(*shell, &mut cmd, "devspace", &mut std::io::stdout());
             ExitCode::Success
         }
-        Command::Build { .. } => not_implemented("build"),
+        Command::Build { build, dry_run } => build::run(&cli.global, build, *dry_run),
         Command::Deploy { .. } => not_implemented("deploy"),
         Command::Dev { .. } => not_implemented("dev"),
         Command::Render { .. } => not_implemented("render"),
