@@ -266,7 +266,16 @@ fn client_for(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Da
         source: Box::new(source),
     };
     let docker = if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, secs, API_DEFAULT_VERSION).map_err(client_err)?
+        match Docker::connect_with_unix(host, secs, API_DEFAULT_VERSION) {
+            Ok(docker) => docker,
+            Err(bollard::errors::Error::SocketNotFoundError(path)) => {
+                return Err(DaemonError::Unreachable {
+                    endpoint: Box::new(endpoint.clone()),
+                    reason: format!("socket {path} does not exist"),
+                });
+            }
+            Err(e) => return Err(client_err(e)),
+        }
     } else if host.starts_with("tcp://")
         || host.starts_with("http://")
         || host.starts_with("https://")
