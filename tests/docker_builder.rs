@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveImageOptionsBuilder};
 use bytes::Bytes;
-use devspace::builder::docker::{ConnectOptions, DockerEndpoint};
+use devspace::builder::docker::{
+    ConnectOptions, DockerEndpoint, DockerEnv, EndpointSource, resolve_endpoint,
+};
 use devspace::builder::{
     BuildError, BuildEvent, BuildOutcome, BuildRequest, ContextBody, CustomBuilder, DaemonError,
     DockerApiBuilder, DockerCliBuilder, DockerDaemon, EventSink, ImageBuilder, PushError,
@@ -496,6 +498,18 @@ async fn connects_through_docker_host_tcp_and_unix() {
     );
 
     // tcp:// to a forwarder in front of the same socket.
+    let port = tcp_forwarder().await;
+    let daemon = DockerDaemon::connect_to(
+        DockerEndpoint::from_host(format!("tcp://127.0.0.1:{port}")),
+        ConnectOptions::default(),
+    )
+    .await
+    .expect("tcp forwarder");
+    assert!(daemon.image_exists("busybox:latest").await.unwrap());
+}
+
+/// A TCP port forwarding to the local daemon's unix socket.
+async fn tcp_forwarder() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -508,13 +522,83 @@ async fn connects_through_docker_host_tcp_and_unix() {
             });
         }
     });
-    let daemon = DockerDaemon::connect_to(
-        DockerEndpoint::from_host(format!("tcp://127.0.0.1:{port}")),
-        ConnectOptions::default(),
-    )
-    .await
-    .expect("tcp forwarder");
+    port
+}
+
+/// The docker CLI itself creates and selects a context; we find and use its endpoint.
+#[tokio::test]
+async fn follows_the_current_docker_cli_context() {
+    let port = tcp_forwarder().await;
+    let config = tempfile::tempdir().unwrap();
+    let host = format!("tcp://127.0.0.1:{port}");
+    for args in [
+        vec![
+            "context",
+            "create",
+            "devspace-test-ctx",
+            "--docker",
+            &format!("host={host}"),
+        ],
+        vec!["context", "use", "devspace-test-ctx"],
+    ] {
+        let output = Command::new("docker")
+            .arg("--config")
+            .arg(config.path())
+            .args(&args)
+            .output()
+            .expect("docker CLI");
+        assert!(
+            output.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let env = DockerEnv {
+        docker_config: Some(config.path().to_string_lossy().into_owned()),
+        ..Default::default()
+    };
+    let endpoint = resolve_endpoint(&env).expect("context resolves");
+    assert_eq!(endpoint.host, host);
+    assert_eq!(
+        endpoint.source,
+        EndpointSource::Context("devspace-test-ctx".into())
+    );
+    let daemon = DockerDaemon::connect_to(endpoint, ConnectOptions::default())
+        .await
+        .expect("the context's daemon answers");
     assert!(daemon.image_exists("busybox:latest").await.unwrap());
+
+    // DOCKER_HOST still wins over the context.
+    let env = DockerEnv {
+        docker_host: Some("unix:///var/run/docker.sock".into()),
+        ..env
+    };
+    assert_eq!(
+        resolve_endpoint(&env).unwrap(),
+        DockerEndpoint::from_host("unix:///var/run/docker.sock")
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_push_stops_before_sending() {
+    let daemon = daemon().await;
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let err = daemon
+        .push(
+            &PushRequest {
+                image_key: "p".into(),
+                repository: "busybox".into(),
+                tags: vec!["latest".into()],
+                credentials: None,
+            },
+            &EventSink::discard(),
+            &cancel,
+        )
+        .await
+        .expect_err("cancelled");
+    assert!(matches!(err, PushError::Cancelled { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), ExitCode::Interrupted);
 }
 
 /// A `docker-registry` with htpasswd auth on a free port, stopped on drop.
