@@ -887,6 +887,12 @@ async fn cli_build_with_buildkit() {
     let lines = logs(&events);
     // BuildKit's plain progress (`#5 [2/2] RUN ...`), not the classic `Step n/m`.
     assert!(lines.iter().any(|l| l.contains("[2/2] RUN")), "{lines:?}");
+    assert!(
+        events.iter().any(
+            |e| matches!(e, BuildEvent::Step { n: 2, m: 2, text } if text.starts_with("RUN echo"))
+        ),
+        "{events:?}"
+    );
     remove_images(&daemon, &outcome.references).await;
 }
 
