@@ -933,7 +933,10 @@ async fn cli_build_failure_and_missing_cli() {
         .await
         .0
         .expect_err("no such CLI");
-    assert!(matches!(err, BuildError::CommandNotFound { .. }), "{err:?}");
+    assert!(
+        matches!(err, BuildError::DockerCliNotFound { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("/nonexistent/bin/docker"), "{err}");
     assert!(err.hint().unwrap().contains("Docker CLI"));
 }

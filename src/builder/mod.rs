@@ -262,12 +262,22 @@ pub enum BuildError {
         /// Image key.
         image: String,
     },
-    /// The program to run (`docker` CLI or a custom command) could not be found.
+    /// The custom build command could not be found.
     #[error("image {image}: command `{command}` not found (is it installed and on PATH?)")]
     CommandNotFound {
         /// Image key.
         image: String,
         /// The program as configured.
+        command: String,
+    },
+    /// The `docker` CLI (needed for `useBuildKit`, `args`, `useCli`) could not be found.
+    #[error(
+        "image {image}: the docker CLI `{command}` was not found (is it installed and on PATH?)"
+    )]
+    DockerCliNotFound {
+        /// Image key.
+        image: String,
+        /// The CLI program tried.
         command: String,
     },
     /// The program could not be started or talked to.
@@ -318,7 +328,7 @@ impl BuildError {
     /// A `hint:` line for the user, when there is a useful one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            BuildError::CommandNotFound { command, .. } if command.ends_with("docker") => Some(
+            BuildError::DockerCliNotFound { .. } => Some(
                 "install the Docker CLI, or remove `useBuildKit`/`args`/`useCli` to build through the Engine API"
                     .to_string(),
             ),

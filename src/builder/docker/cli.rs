@@ -132,7 +132,7 @@ impl DockerCliBuilder {
                     image: image.clone(),
                 })
             }
-            Err(ProcessError::NotFound) => Err(BuildError::CommandNotFound {
+            Err(ProcessError::NotFound) => Err(BuildError::DockerCliNotFound {
                 image: image.clone(),
                 command,
             }),
