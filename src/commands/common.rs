@@ -9,7 +9,8 @@ use crate::exit::ExitCode;
 /// Loads the config for `global`, using and then saving variable answers in
 /// `.devspace/generated.yaml` like DevSpace; prints errors and returns their exit code.
 pub fn load_config(global: &GlobalArgs) -> Result<Loaded, ExitCode> {
-    let mut opts = super::print::load_options(global).map_err(|e| super::print::report_error(&e))?;
+    let mut opts =
+        super::print::load_options(global).map_err(|e| super::print::report_error(&e))?;
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let cache = config::find_config(&opts, home.as_deref())
         .ok()

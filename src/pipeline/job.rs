@@ -2,7 +2,9 @@
 //! skipped tag still exists → build → tag → push → cache commit. Sends typed events; prints
 //! nothing. The cache entry is committed only after the image was built and pushed.
 
-use crate::build::cache::{BuildOutcome as CacheOutcome, Cache, CachedImage, PendingEntry, PushRecord};
+use crate::build::cache::{
+    BuildOutcome as CacheOutcome, Cache, CachedImage, PendingEntry, PushRecord,
+};
 use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
 use crate::build::decision::{BuilderInputs, Decision, DecisionInputs, FilesInput, Reason};
 use crate::build::{dockerfile, tag};
@@ -175,10 +177,7 @@ impl Emitter {
         EventSink::new(move |ev| match ev {
             BuildEvent::Log(line) => this.send(ImageEvent::Log(line)),
             BuildEvent::Step { n, m, text } => this.send(ImageEvent::Step { n, total: m, text }),
-            BuildEvent::Pushing { tag } => {
-                this.send(ImageEvent::Stage(Stage::Pushing));
-                this.send(ImageEvent::Log(format!("pushing {tag}")));
-            }
+            BuildEvent::Pushing { tag } => this.send(ImageEvent::Log(format!("pushing {tag}"))),
             BuildEvent::PushProgress { .. } | BuildEvent::ContextSent { .. } => {}
             BuildEvent::Pushed { tag, digest } => this.send(ImageEvent::Pushed { tag, digest }),
         })
@@ -252,7 +251,8 @@ fn prepare(
                 append_instructions: image.append_dockerfile_instructions.clone(),
                 target: options.target.clone(),
             };
-            let final_text = dockerfile::apply_overrides(df_path, &text, &overrides).map_err(dferr)?;
+            let final_text =
+                dockerfile::apply_overrides(df_path, &text, &overrides).map_err(dferr)?;
             let scan = context::scan_context(&image.context, df_path, &root.join(".devspace"))
                 .map_err(|e| ImageFailure {
                     message: format!("image {}: {e}", plan.key),
@@ -323,7 +323,11 @@ pub async fn run_image(
 
     let fresh_from: HashMap<String, String> = deps
         .values()
-        .filter_map(|(repo, s)| s.tags.first().map(|t| (repo.clone(), format!("{repo}:{t}"))))
+        .filter_map(|(repo, s)| {
+            s.tags
+                .first()
+                .map(|t| (repo.clone(), format!("{repo}:{t}")))
+        })
         .collect();
     let prepared = {
         let p = plan.clone();
@@ -413,12 +417,15 @@ pub async fn run_image(
             }
         } else {
             let daemon = shared.daemon().await?;
-            let exists = daemon.image_exists(&reference).await.map_err(|e| ImageFailure {
-                message: e.to_string(),
-                hints: e.hint().into_iter().collect(),
-                last_lines: Vec::new(),
-                exit: e.exit_code(),
-            })?;
+            let exists = daemon
+                .image_exists(&reference)
+                .await
+                .map_err(|e| ImageFailure {
+                    message: e.to_string(),
+                    hints: e.hint().into_iter().collect(),
+                    last_lines: Vec::new(),
+                    exit: e.exit_code(),
+                })?;
             if !exists {
                 push_only = false;
                 decision = Decision::missing_in_daemon();
@@ -572,7 +579,9 @@ async fn build(
                 .map_err(build_err)?;
         }
         _ => {
-            let scan = prepared.scan.ok_or_else(|| ImageFailure::plain("no context"))?;
+            let scan = prepared
+                .scan
+                .ok_or_else(|| ImageFailure::plain("no context"))?;
             let entry = prepared
                 .dockerfile
                 .map(|(_, entry, _)| entry)
@@ -624,21 +633,21 @@ async fn push_tags(
     let daemon = shared.daemon().await?;
     let pushed = daemon
         .push(
-        &PushRequest {
-            image_key: plan.key.clone(),
-            repository: image.clone(),
-            tags: tags.to_vec(),
-            credentials,
-        },
-        sink,
-        cancel,
-    )
-    .await
-    .map_err(|e| ImageFailure {
-        message: e.to_string(),
-        hints: e.hint().into_iter().collect(),
-        last_lines: Vec::new(),
-        exit: e.exit_code(),
-    })?;
+            &PushRequest {
+                image_key: plan.key.clone(),
+                repository: image.clone(),
+                tags: tags.to_vec(),
+                credentials,
+            },
+            sink,
+            cancel,
+        )
+        .await
+        .map_err(|e| ImageFailure {
+            message: e.to_string(),
+            hints: e.hint().into_iter().collect(),
+            last_lines: Vec::new(),
+            exit: e.exit_code(),
+        })?;
     Ok(pushed.into_iter().find_map(|p| p.digest))
 }

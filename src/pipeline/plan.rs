@@ -58,23 +58,28 @@ pub fn plan(config: &Config, tag_override: &[String]) -> Vec<ImagePlan> {
             }
             let builder = image.builder_kind();
             let depends_on = match builder {
-                BuilderKind::Docker | BuilderKind::Kaniko => std::fs::read_to_string(&image.dockerfile)
-                    .ok()
-                    .and_then(|text| {
-                        let args = image.options().map(|o| o.build_args.clone()).unwrap_or_default();
-                        dockerfile::from_references(&image.dockerfile, &text, &args).ok()
-                    })
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|r| by_repo.get(&repo_key(r)).copied())
-                    .filter(|k| *k != key)
-                    .map(str::to_string)
-                    .fold(Vec::new(), |mut acc, k| {
-                        if !acc.contains(&k) {
-                            acc.push(k);
-                        }
-                        acc
-                    }),
+                BuilderKind::Docker | BuilderKind::Kaniko => {
+                    std::fs::read_to_string(&image.dockerfile)
+                        .ok()
+                        .and_then(|text| {
+                            let args = image
+                                .options()
+                                .map(|o| o.build_args.clone())
+                                .unwrap_or_default();
+                            dockerfile::from_references(&image.dockerfile, &text, &args).ok()
+                        })
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|r| by_repo.get(&repo_key(r)).copied())
+                        .filter(|k| *k != key)
+                        .map(str::to_string)
+                        .fold(Vec::new(), |mut acc, k| {
+                            if !acc.contains(&k) {
+                                acc.push(k);
+                            }
+                            acc
+                        })
+                }
                 _ => Vec::new(),
             };
             ImagePlan {
