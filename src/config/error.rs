@@ -87,8 +87,12 @@ pub enum ConfigError {
     #[error("{at}: invalid YAML: {message}{}", at.snippet())]
     Syntax { at: Box<Location>, message: String },
 
-    #[error("{at}: key `{key}` is defined twice in the same mapping{}", at.snippet())]
-    DuplicateKey { at: Box<Location>, key: String },
+    #[error("{at}: key `{key}` is defined twice in the same mapping (first on line {first_line}){}", at.snippet())]
+    DuplicateKey {
+        at: Box<Location>,
+        key: String,
+        first_line: usize,
+    },
 
     #[error("{}: version is missing in devspace.yaml (expected e.g. `version: v1beta9`)", path.display())]
     MissingVersion { path: PathBuf },
@@ -130,6 +134,9 @@ pub enum ConfigError {
     #[error("variable `{name}` is not defined")]
     UndefinedVar { name: String },
 
+    #[error("{}", undefined_list(names))]
+    UndefinedVars { names: Vec<String> },
+
     #[error("variable `{name}`: {message}")]
     Var { name: String, message: String },
 
@@ -147,6 +154,17 @@ pub enum ConfigError {
     },
 }
 
+fn undefined_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [one] => format!("variable {one} is not defined"),
+        _ => format!(
+            "variables {} are not defined (the first is used here)",
+            quoted.join(", ")
+        ),
+    }
+}
+
 impl ConfigError {
     /// The process exit code for any config error.
     pub fn exit_code(&self) -> ExitCode {
@@ -162,6 +180,18 @@ impl ConfigError {
             ),
             ConfigError::UndefinedVar { name } => Some(format!(
                 "set it with `--var {name}=...` or the environment variable {name} (no terminal to ask on)"
+            )),
+            ConfigError::UndefinedVars { names } if names.len() == 1 => Some(format!(
+                "set it with `--var {0}=...` or the environment variable {0} (no terminal to ask on)",
+                names[0]
+            )),
+            ConfigError::UndefinedVars { names } => Some(format!(
+                "set them with `--var {}` or environment variables of the same names (no terminal to ask on)",
+                names
+                    .iter()
+                    .map(|n| format!("{n}=..."))
+                    .collect::<Vec<_>>()
+                    .join(",")
             )),
             ConfigError::UnsupportedVersion { .. } => Some(
                 "this tool reads DevSpace 4.x/5.x configs (version v1alpha1 … v1beta11)".into(),

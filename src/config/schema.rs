@@ -454,7 +454,10 @@ impl Checker<'_> {
                     suggestion: self.suggest(&k.name, fields),
                 });
             };
-            out.insert(k.name.clone(), self.check(v, &field.ty, &key_path)?);
+            // A null field is an unset field (Go decodes it to the zero value).
+            if !v.is_null() {
+                out.insert(k.name.clone(), self.check(v, &field.ty, &key_path)?);
+            }
         }
         Ok(J::Object(out))
     }

@@ -174,17 +174,6 @@ pub fn resolve_path(root: &Path, p: &str) -> PathBuf {
     out
 }
 
-fn strip_nulls(v: &mut J) {
-    match v {
-        J::Object(m) => {
-            m.retain(|_, v| !v.is_null());
-            m.values_mut().for_each(strip_nulls);
-        }
-        J::Array(a) => a.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
-}
-
 /// Keys of the checked document that this tool does not act on (reported as unused).
 pub const OTHER_SECTIONS: [&str; 12] = [
     "name",
@@ -223,7 +212,6 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
                 )));
             }
             upgrade_image(&key, &mut value, version, registries.as_ref()).map_err(&invalid)?;
-            strip_nulls(&mut value);
             let img = value
                 .as_object_mut()
                 .map(std::mem::take)
@@ -238,7 +226,6 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
                 continue;
             }
             upgrade_deployment(&mut d, version);
-            strip_nulls(&mut d);
             let mut dep: DeploymentConfig =
                 serde_json::from_value(d).map_err(|e| invalid(format!("deployments[{i}]: {e}")))?;
             if let Some(k) = &mut dep.kubectl {
