@@ -474,6 +474,10 @@ fn upward_search_finds_the_project_and_resolves_paths_against_it() {
     let out = devspace(&nested, &["print", "--images"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
+        text(&out.stderr),
+        format!("info: using devspace config in {}\n", project.display())
+    );
+    assert_eq!(
         text(&out.stdout),
         "KEY  IMAGE   TAGS      DOCKERFILE         CONTEXT  BUILDER\napp  me/app  (random)  docker/Dockerfile  src      docker\n"
     );
@@ -565,4 +569,72 @@ fn debug_lists_unused_sections_and_silent_hides_warnings() {
     );
     let out = devspace(&dir, &["print", "--images"], &[]);
     assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn vars_come_from_flags_env_cache_and_definitions_in_that_order() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let project = tmp.path();
+    std::fs::create_dir_all(project.join(".devspace")).expect("mkdir");
+    std::fs::write(
+        project.join(".devspace/generated.yaml"),
+        "vars:\n  CACHED: from-cache\n  ENVD: cache-loses-to-env\n",
+    )
+    .expect("write");
+    std::fs::write(
+        project.join("devspace.yaml"),
+        "version: v1beta9\nvars:\n- name: DEFAULTED\n  source: none\n  default: 0123\nimages:\n  app:\n    image: me/app\n    tags:\n    - ${CACHED}\n    - ${ENVD}\n    - ${FLAG}\n    - ${DEFAULTED}\n    - $!{QUOTED}\n    createPullSecret: ${PULL}\n",
+    )
+    .expect("write");
+    let out = devspace(
+        project,
+        &[
+            "--var",
+            "FLAG=f1,QUOTED=007",
+            "--var",
+            "PULL=false",
+            "print",
+        ],
+        &[("ENVD", "from-env"), ("FLAG", "env-loses-to-flag")],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // `0123` from a default keeps its YAML type (int 83 in YAML 1.1); `$!{}` keeps "007".
+    assert!(
+        stdout.contains(
+            "    tags:\n    - from-cache\n    - from-env\n    - f1\n    - \"83\"\n    - \"007\"\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("    createPullSecret: false\n"), "{stdout}");
+}
+
+#[test]
+fn predefined_vars_are_computed_only_when_used() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        tmp.path().join("devspace.yaml"),
+        "version: v1beta9\nimages:\n  app:\n    image: me/app\n    tags: [\"${DEVSPACE_NAMESPACE}-${DEVSPACE_PROFILE}\"]\nprofiles:\n- name: p\n",
+    )
+    .expect("write");
+    let out = devspace(
+        tmp.path(),
+        &["-n", "team", "-p", "p", "print", "--images"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("team-p"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // No kubeconfig and no -n: a clear error, not a network call.
+    let out = devspace(tmp.path(), &["print"], &[]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("pass --kube-context and -n"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -74,6 +74,28 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     load_with(opts, &env, asker)
 }
 
+/// Variable answers remembered by earlier runs: `vars:` of `<root>/.devspace/generated.yaml`
+/// (empty when the file is missing or unreadable; it is a cache, never an error).
+pub fn read_cached_vars(root: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(root.join(".devspace/generated.yaml")) else {
+        return BTreeMap::new();
+    };
+    let Ok(parsed) = yaml::parse(&text) else {
+        return BTreeMap::new();
+    };
+    parsed
+        .root
+        .get("vars")
+        .and_then(Node::as_map)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.name.clone(), v.scalar_text()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Finds `devspace.yaml`: `--config`, else the cwd and its parents (skipping `$HOME` itself).
 pub fn find_config(opts: &LoadOptions, home: Option<&Path>) -> Result<PathBuf, ConfigError> {
     if let Some(p) = &opts.config_path {

@@ -152,6 +152,43 @@ pub fn upgrade_deployment(deployment: &mut J, version: u8) {
     }
 }
 
+/// `dev.overrideImages` → `dev.interactive.images` (v1beta2 → v1beta3): the first entrypoint
+/// element stays the entrypoint, the rest becomes `cmd`; dockerfile/context overrides are
+/// dropped as DevSpace did.
+pub fn upgrade_dev(dev: &mut J, version: u8) {
+    if version > B2 {
+        return;
+    }
+    let Some(d) = obj(dev) else {
+        return;
+    };
+    let Some(J::Array(overrides)) = d.remove("overrideImages") else {
+        return;
+    };
+    let images: Vec<J> = overrides
+        .into_iter()
+        .map(|o| {
+            let mut out = Map::new();
+            if let Some(name) = o.get("name") {
+                out.insert("name".into(), name.clone());
+            }
+            if let Some(J::Array(ep)) = o.get("entrypoint")
+                && let Some((first, rest)) = ep.split_first()
+            {
+                out.insert("entrypoint".into(), J::Array(vec![first.clone()]));
+                if !rest.is_empty() {
+                    out.insert("cmd".into(), J::Array(rest.to_vec()));
+                }
+            }
+            J::Object(out)
+        })
+        .collect();
+    let interactive = d
+        .entry("interactive")
+        .or_insert_with(|| J::Object(Map::new()));
+    ensure_obj(interactive).insert("images".into(), J::Array(images));
+}
+
 /// Joins `p` to `root` unless absolute, and removes `.`/`..` lexically (files need not exist).
 pub fn resolve_path(root: &Path, p: &str) -> PathBuf {
     let joined = if Path::new(p).is_absolute() {
@@ -249,6 +286,9 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
             }
             deployments.push(dep);
         }
+    }
+    if let Some(dev) = top.get_mut("dev") {
+        upgrade_dev(dev, version);
     }
     let mut other = IndexMap::new();
     for key in OTHER_SECTIONS {
@@ -371,6 +411,19 @@ mod tests {
         let mut missing = json!({"name": "a", "registry": "nope"});
         let err = upgrade_image("app", &mut missing, 0, None).unwrap_err();
         assert!(err.contains("registry `nope`"), "{err}");
+    }
+
+    #[test]
+    fn override_images_become_interactive_images() {
+        let mut dev = json!({"overrideImages": [{"name": "default", "entrypoint": ["sleep", "999"], "context": "x"}], "ports": []});
+        upgrade_dev(&mut dev, B2);
+        assert_eq!(
+            dev,
+            json!({"ports": [], "interactive": {"images": [{"name": "default", "entrypoint": ["sleep"], "cmd": ["999"]}]}})
+        );
+        let mut newer = json!({"overrideImages": []});
+        upgrade_dev(&mut newer, B2 + 1);
+        assert_eq!(newer, json!({"overrideImages": []}));
     }
 
     #[test]
