@@ -638,3 +638,45 @@ fn predefined_vars_are_computed_only_when_used() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn on_a_terminal_undefined_vars_are_asked_for() {
+    // `script` gives the binary a pseudo-terminal whose input is our stdin.
+    let tmp = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        tmp.path().join("devspace.yaml"),
+        "version: v1beta9\nvars:\n- name: TAG\n  question: Which tag?\n  options: [dev, prod]\n- name: PASS\n  password: true\nimages:\n  app:\n    image: me/app\n    tags: [\"${TAG}\", \"${PASS}\"]\n",
+    )
+    .expect("write");
+    let bin = env!("CARGO_BIN_EXE_devspace");
+    let home = tempfile::tempdir().expect("home");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{bin} print --images"), "/dev/null"])
+        .current_dir(tmp.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script (util-linux)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        // "qa" is not an allowed option: asked again.
+        stdin.write_all(b"qa\nprod\nhunter2\n").expect("answers");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let screen = text(&out.stdout).replace('\r', "");
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("? Which tag? [dev/prod] (dev)"), "{screen}");
+    assert!(
+        screen.contains("please answer one of: dev, prod"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("? Please enter a value for PASS"),
+        "{screen}"
+    );
+    assert!(screen.contains("app  me/app  prod,hunter2"), "{screen}");
+}

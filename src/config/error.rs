@@ -143,8 +143,13 @@ pub enum ConfigError {
     #[error("wrong --var format: `{part}`, expected KEY=VALUE")]
     VarFlag { part: String },
 
-    #[error("{}: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
+    #[error("{}: {message}{}", place(path, at.as_deref()), at.as_ref().map(|a| a.snippet()).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        /// Where the offending entry is written, when known.
+        at: Option<Box<Location>>,
+        message: String,
+    },
 
     /// Another error (a variable that cannot be resolved) at the place it is used.
     #[error("{at}: {source}{}{}", at.origin(), at.snippet())]
@@ -152,6 +157,13 @@ pub enum ConfigError {
         at: Box<Location>,
         source: Box<ConfigError>,
     },
+}
+
+fn place(path: &Path, at: Option<&Location>) -> String {
+    match at {
+        Some(at) => at.to_string(),
+        None => path.display().to_string(),
+    }
 }
 
 fn undefined_list(names: &[String]) -> String {

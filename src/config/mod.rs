@@ -222,7 +222,12 @@ pub fn load_with<'a>(
     }
 
     let checked = checker.check(&doc, &Ty::Obj(ROOT), "")?;
-    let config = upgrade::to_model(checked, version, &root, &path)?;
+    let images_node = doc.get("images");
+    let locate_image = |key: &str| {
+        let (k, v) = images_node?.as_map()?.iter().find(|(k, _)| k.name == key)?;
+        Some(Location::new(&path, &src, k.pos, v.profile.as_deref()))
+    };
+    let config = upgrade::to_model(checked, version, &root, &path, &locate_image)?;
     let unused_sections = config.other.keys().cloned().collect();
     Ok(Loaded {
         config,
@@ -323,6 +328,7 @@ fn parse_var_defs(
         .map(|(i, v)| {
             serde_json::from_value(v).map_err(|e| ConfigError::Invalid {
                 path: path.to_path_buf(),
+                at: None,
                 message: format!("vars[{i}]: {e}"),
             })
         })

@@ -4,7 +4,7 @@
 //! Works on typed JSON (the output of the strict check), so each step is a small pure
 //! function with a table test.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Location};
 use super::model::{Config, DeploymentConfig, ImageConfig};
 use super::schema::{A2, A3, B1, B2, B5, B6, B7, B8, VERSIONS};
 use indexmap::IndexMap;
@@ -228,9 +228,22 @@ pub const OTHER_SECTIONS: [&str; 12] = [
 ];
 
 /// Builds the model from a checked document (`version` index into [`VERSIONS`]).
-pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config, ConfigError> {
+/// `locate_image` finds where an image key is written (for errors about that image).
+pub fn to_model(
+    doc: J,
+    version: u8,
+    root: &Path,
+    file: &Path,
+    locate_image: &dyn Fn(&str) -> Option<Box<Location>>,
+) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
+        at: None,
+        message,
+    };
+    let invalid_image = |key: &str, message: String| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        at: locate_image(key),
         message,
     };
     let J::Object(mut top) = doc else {
@@ -241,19 +254,25 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
     if let Some(J::Object(map)) = top.remove("images") {
         for (key, mut value) in map {
             if key.is_empty() {
-                return Err(invalid("images keys cannot be an empty string".into()));
+                return Err(invalid_image(
+                    &key,
+                    "images keys cannot be an empty string".into(),
+                ));
             }
             if value.is_null() {
-                return Err(invalid(format!(
-                    "images.{key} is empty and should at least contain an image name"
-                )));
+                return Err(invalid_image(
+                    &key,
+                    format!("images.{key} is empty and should at least contain an image name"),
+                ));
             }
-            upgrade_image(&key, &mut value, version, registries.as_ref()).map_err(&invalid)?;
+            upgrade_image(&key, &mut value, version, registries.as_ref())
+                .map_err(|m| invalid_image(&key, m))?;
             let img = value
                 .as_object_mut()
                 .map(std::mem::take)
                 .unwrap_or_default();
-            images.insert(key.clone(), image_from(&key, img, root).map_err(&invalid)?);
+            let image = image_from(&key, img, root).map_err(|m| invalid_image(&key, m))?;
+            images.insert(key.clone(), image);
         }
     }
     let mut deployments = Vec::new();
@@ -302,7 +321,7 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
         deployments,
         other,
     };
-    validate(&config).map_err(invalid)?;
+    validate(&config).map_err(|(key, message)| invalid_image(&key, message))?;
     Ok(config)
 }
 
@@ -329,23 +348,29 @@ fn image_from(key: &str, mut img: Map<String, J>, root: &Path) -> Result<ImageCo
     serde_json::from_value(J::Object(img)).map_err(|e| format!("images.{key}: {e}"))
 }
 
-/// DevSpace's validation (surface §2.7).
-pub fn validate(config: &Config) -> Result<(), String> {
+/// DevSpace's validation (surface §2.7); the error names the image key it is about.
+pub fn validate(config: &Config) -> Result<(), (String, String)> {
     let mut seen: IndexMap<&str, &str> = IndexMap::new();
     for (key, img) in &config.images {
         if img.image.is_empty() {
-            return Err(format!("images.{key}.image is required"));
+            return Err((key.clone(), format!("images.{key}.image is required")));
         }
         if let Some(c) = &img.build.custom
             && c.command.is_empty()
             && c.commands.is_empty()
         {
-            return Err(format!("images.{key}.build.custom.command is required"));
+            return Err((
+                key.clone(),
+                format!("images.{key}.build.custom.command is required"),
+            ));
         }
         if let Some(first) = seen.insert(&img.image, key) {
-            return Err(format!(
-                "multiple image definitions with the same image name are not allowed (images.{first} and images.{key} are both `{}`)",
-                img.image
+            return Err((
+                key.clone(),
+                format!(
+                    "multiple image definitions with the same image name are not allowed (images.{first} and images.{key} are both `{}`)",
+                    img.image
+                ),
             ));
         }
     }
@@ -449,7 +474,7 @@ mod tests {
         let file = Path::new("/proj/devspace.yaml");
         let doc = json!({"version": "v1beta9", "images": {"app": {"image": "a", "tags": ["t"]}},
             "deployments": [{"name": "d", "kubectl": {"manifests": ["k8s/*.yaml"]}}], "dev": {"x": 1}});
-        let cfg = to_model(doc, 12, root, file).unwrap();
+        let cfg = to_model(doc, 12, root, file, &|_| None).unwrap();
         let app = &cfg.images["app"];
         assert_eq!(app.dockerfile, PathBuf::from("/proj/Dockerfile"));
         assert_eq!(app.context, PathBuf::from("/proj"));
@@ -482,7 +507,9 @@ mod tests {
             ),
         ];
         for (doc, want) in cases {
-            let err = to_model(doc, 12, root, file).unwrap_err().to_string();
+            let err = to_model(doc, 12, root, file, &|_| None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err}");
         }
     }
