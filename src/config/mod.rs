@@ -101,8 +101,13 @@ pub fn find_config(opts: &LoadOptions, home: Option<&Path>) -> Result<PathBuf, C
     if let Some(p) = &opts.config_path {
         let path = opts.cwd.join(p);
         if !path.is_file() {
+            let why = if path.is_dir() {
+                "is a directory, expected the config file"
+            } else {
+                "no such file"
+            };
             return Err(ConfigError::Read {
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
                 path,
             });
         }

@@ -22,10 +22,15 @@ pub struct Pos {
 /// What a scalar resolved to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScalarType {
+    /// `~`, `null`, empty.
     Null,
+    /// YAML 1.1 booleans (`yes`, `off`, `True`, ...).
     Bool(bool),
+    /// Go `ParseInt(s, 0, 64)` integers (`017` octal, `0x1F`).
     Int(i64),
+    /// Floats, `.inf`, `.nan`.
     Float(f64),
+    /// Everything else, and every quoted or block scalar.
     Str,
 }
 
