@@ -251,7 +251,7 @@ pub fn to_model(
     };
     let registries = top.get("registries").cloned();
     let mut images = IndexMap::new();
-    if let Some(J::Object(map)) = top.remove("images") {
+    if let Some(J::Object(map)) = top.shift_remove("images") {
         for (key, mut value) in map {
             if key.is_empty() {
                 return Err(invalid_image(
@@ -276,7 +276,7 @@ pub fn to_model(
         }
     }
     let mut deployments = Vec::new();
-    if let Some(J::Array(list)) = top.remove("deployments") {
+    if let Some(J::Array(list)) = top.shift_remove("deployments") {
         for (i, mut d) in list.into_iter().enumerate() {
             if d.is_null() {
                 continue;
@@ -309,12 +309,11 @@ pub fn to_model(
     if let Some(dev) = top.get_mut("dev") {
         upgrade_dev(dev, version);
     }
-    let mut other = IndexMap::new();
-    for key in OTHER_SECTIONS {
-        if let Some(v) = top.remove(key).filter(|v| !v.is_null()) {
-            other.insert(key.to_string(), v);
-        }
-    }
+    // In file order, as the user wrote them.
+    let other: IndexMap<String, J> = top
+        .into_iter()
+        .filter(|(k, v)| OTHER_SECTIONS.contains(&k.as_str()) && !v.is_null())
+        .collect();
     let config = Config {
         version: VERSIONS[version as usize].to_string(),
         images,
