@@ -276,7 +276,13 @@ impl Asker for TerminalAsker {
             stty("echo");
             writeln!(err)?;
         }
-        read?;
+        if read? == 0 {
+            // End of input: asking again would loop forever.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no answer (end of input)",
+            ));
+        }
         let answer = line.trim_end_matches(['\r', '\n']).to_string();
         Ok(if answer.is_empty() {
             q.default.to_string()
