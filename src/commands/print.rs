@@ -14,7 +14,7 @@ pub fn load_options(global: &GlobalArgs) -> Result<LoadOptions, ConfigError> {
         path: PathBuf::from("."),
         source,
     })?;
-    Ok(LoadOptions {
+    let mut opts = LoadOptions {
         config_path: global.config.clone(),
         cwd,
         profiles: global.profiles.clone(),
@@ -23,7 +23,16 @@ pub fn load_options(global: &GlobalArgs) -> Result<LoadOptions, ConfigError> {
         cached_vars: Default::default(),
         kube_context: global.kube_context.clone(),
         namespace: global.namespace.clone(),
-    })
+    };
+    // Answers cached by earlier runs count like DevSpace's; a missing config is reported by
+    // the load itself.
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    if let Ok(path) = config::find_config(&opts, home.as_deref())
+        && let Some(root) = path.parent()
+    {
+        opts.cached_vars = config::read_cached_vars(root);
+    }
+    Ok(opts)
 }
 
 /// Prints a config error the way every command does: `error:` lines, then a `hint:`.
@@ -42,6 +51,14 @@ pub fn run(global: &GlobalArgs, images: bool) -> ExitCode {
         Err(e) => return report_error(&e),
     };
     if !global.silent {
+        if std::env::current_dir().is_ok_and(|cwd| cwd != loaded.source.root)
+            && global.config.is_none()
+        {
+            eprintln!(
+                "info: using devspace config in {}",
+                loaded.source.root.display()
+            );
+        }
         for w in &loaded.warnings {
             eprintln!("warn: {w}");
         }

@@ -74,13 +74,40 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     load_with(opts, &env, asker)
 }
 
+/// Variable answers remembered by earlier runs: `vars:` of `<root>/.devspace/generated.yaml`
+/// (empty when the file is missing or unreadable; it is a cache, never an error).
+pub fn read_cached_vars(root: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(root.join(".devspace/generated.yaml")) else {
+        return BTreeMap::new();
+    };
+    let Ok(parsed) = yaml::parse(&text) else {
+        return BTreeMap::new();
+    };
+    parsed
+        .root
+        .get("vars")
+        .and_then(Node::as_map)
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|(k, v)| Some((k.name.clone(), v.scalar_text()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Finds `devspace.yaml`: `--config`, else the cwd and its parents (skipping `$HOME` itself).
 pub fn find_config(opts: &LoadOptions, home: Option<&Path>) -> Result<PathBuf, ConfigError> {
     if let Some(p) = &opts.config_path {
         let path = opts.cwd.join(p);
         if !path.is_file() {
+            let why = if path.is_dir() {
+                "is a directory, expected the config file"
+            } else {
+                "no such file"
+            };
             return Err(ConfigError::Read {
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
                 path,
             });
         }
@@ -118,10 +145,11 @@ pub fn load_with<'a>(
     })?;
     let mut doc = parsed.root;
     let version = declared_version(&doc, &path, &src)?;
-    if let Some((key, pos)) = parsed.duplicates.first() {
+    if let Some((key, pos, first)) = parsed.duplicates.first() {
         return Err(ConfigError::DuplicateKey {
             at: Location::new(&path, &src, *pos, None),
             key: key.clone(),
+            first_line: first.line,
         });
     }
     let checker = Checker {
@@ -177,11 +205,21 @@ pub fn load_with<'a>(
         &opts.cached_vars,
         asker,
     );
-    let locate = |e: ConfigError, node: &Node| ConfigError::Located {
-        at: Location::new(&path, &src, node.pos, node.profile.as_deref()),
-        source: Box::new(e),
+    let locate = |e: ConfigError, node: &Node| {
+        let pos = match &e {
+            ConfigError::UndefinedVar { name } | ConfigError::Var { name, .. } => {
+                var_pos(&src, node.pos, name)
+            }
+            _ => node.pos,
+        };
+        ConfigError::Located {
+            at: Location::new(&path, &src, pos, node.profile.as_deref()),
+            source: Box::new(e),
+        }
     };
-    vars::substitute_tree(&mut doc, &mut |n| resolver.get(n), &locate)?;
+    if let Err(e) = vars::substitute_tree(&mut doc, &mut |n| resolver.get(n), &locate) {
+        return Err(all_undefined(e, &doc, &mut resolver));
+    }
     let new_var_answers = std::mem::take(&mut resolver.answers);
     drop(resolver);
     if let Some(c) = commands {
@@ -189,7 +227,12 @@ pub fn load_with<'a>(
     }
 
     let checked = checker.check(&doc, &Ty::Obj(ROOT), "")?;
-    let config = upgrade::to_model(checked, version, &root, &path)?;
+    let images_node = doc.get("images");
+    let locate_image = |key: &str| {
+        let (k, v) = images_node?.as_map()?.iter().find(|(k, _)| k.name == key)?;
+        Some(Location::new(&path, &src, k.pos, v.profile.as_deref()))
+    };
+    let config = upgrade::to_model(checked, version, &root, &path, &locate_image)?;
     let unused_sections = config.other.keys().cloned().collect();
     Ok(Loaded {
         config,
@@ -202,6 +245,54 @@ pub fn load_with<'a>(
         unused_sections,
         warnings,
     })
+}
+
+/// Turns the first undefined variable into one error naming every undefined variable, so the
+/// user can give them all at once.
+fn all_undefined(err: ConfigError, doc: &Node, resolver: &mut vars::Resolver<'_>) -> ConfigError {
+    let ConfigError::Located { at, source } = err else {
+        return err;
+    };
+    let ConfigError::UndefinedVar { name } = *source else {
+        return ConfigError::Located { at, source };
+    };
+    let mut names = vec![name];
+    let mut probe = doc.clone();
+    let mut lookup = |n: &str| match resolver.get(n) {
+        Err(ConfigError::UndefinedVar { name }) => {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+            Ok(serde_json::Value::String(String::new()))
+        }
+        other => other,
+    };
+    // Other errors in this probe are reported once the variables are given.
+    let _ = vars::substitute_tree(&mut probe, &mut lookup, &|e, _| e);
+    ConfigError::Located {
+        at,
+        source: Box::new(ConfigError::UndefinedVars { names }),
+    }
+}
+
+/// Where `${name}` starts inside the scalar at `pos` (the scalar itself when not on its line).
+fn var_pos(src: &str, pos: yaml::Pos, name: &str) -> yaml::Pos {
+    let Some(line) = pos.line.checked_sub(1).and_then(|i| src.lines().nth(i)) else {
+        return pos;
+    };
+    let start: usize = line
+        .char_indices()
+        .nth(pos.col.saturating_sub(1))
+        .map_or(line.len(), |(i, _)| i);
+    let rest = &line[start..];
+    [format!("${{{name}}}"), format!("$!{{{name}}}")]
+        .iter()
+        .filter_map(|pat| rest.find(pat.as_str()))
+        .min()
+        .map_or(pos, |off| yaml::Pos {
+            line: pos.line,
+            col: pos.col + rest[..off].chars().count(),
+        })
 }
 
 /// Reads and checks `version:` (before anything else, so DevSpace 6 files get one error).
@@ -242,6 +333,7 @@ fn parse_var_defs(
         .map(|(i, v)| {
             serde_json::from_value(v).map_err(|e| ConfigError::Invalid {
                 path: path.to_path_buf(),
+                at: None,
                 message: format!("vars[{i}]: {e}"),
             })
         })

@@ -18,7 +18,7 @@ pub struct Config {
     #[serde(default)]
     pub images: IndexMap<String, ImageConfig>,
     /// Deployments in file order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<DeploymentConfig>,
     /// Sections this tool parses loosely and does not act on (`dev`, `hooks`, ...), kept
     /// verbatim so `print` can show them.

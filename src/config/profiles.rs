@@ -6,7 +6,7 @@
 //! say which profile introduced them.
 
 use super::error::{ConfigError, Location};
-use super::yaml::{Key, Node, Value};
+use super::yaml::{Key, Node, Pos, Value};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -430,17 +430,19 @@ fn apply_patch(
         vec![pointer.split('/').skip(1).map(decode).collect()]
     };
     for segs in paths {
-        perform(doc, op, &segs, from.as_deref(), &value).map_err(&fail)?;
+        perform(doc, op, &segs, from.as_deref(), &value, at_node.pos).map_err(&fail)?;
     }
     Ok(())
 }
 
+/// Performs one operation; keys it creates are placed at `key_pos` (the patch's `path`).
 fn perform(
     doc: &mut Node,
     op: &str,
     segs: &[String],
     from: Option<&str>,
     value: &Node,
+    key_pos: Pos,
 ) -> Result<(), String> {
     let missing = |what: &str| {
         format!(
@@ -462,7 +464,7 @@ fn perform(
                 return Ok(());
             };
             let con = container_mut(doc, parents).ok_or_else(|| missing("path"))?;
-            insert(con, last, value.clone(), true)
+            insert(con, last, value.clone(), true, key_pos)
         }
         "remove" => {
             let Some((last, parents)) = segs.split_last() else {
@@ -496,7 +498,7 @@ fn perform(
             if child(con, last).is_none_or(Node::is_null) {
                 return Err(missing("key"));
             }
-            insert(con, last, value.clone(), false)
+            insert(con, last, value.clone(), false, key_pos)
         }
         "move" | "copy" | "test" => {
             let source_ptr = if op == "test" {
@@ -521,14 +523,14 @@ fn perform(
                 };
             }
             if op == "move" {
-                perform(doc, "remove", &source, None, value)?;
+                perform(doc, "remove", &source, None, value, key_pos)?;
             }
             let Some((last, parents)) = segs.split_last() else {
                 *doc = taken;
                 return Ok(());
             };
             let con = container_mut(doc, parents).ok_or_else(|| missing("destination path"))?;
-            insert(con, last, taken, false)
+            insert(con, last, taken, false, key_pos)
         }
         other => Err(format!(
             "unexpected op `{other}` (expected add, remove, replace, move, copy or test)"
@@ -538,10 +540,19 @@ fn perform(
 
 /// Puts `value` at `key` of a container: `add` inserts into arrays, `set` overwrites (growing
 /// the array like yaml-patch does).
-fn insert(con: &mut Node, key: &str, value: Node, add: bool) -> Result<(), String> {
+fn insert(con: &mut Node, key: &str, value: Node, add: bool, key_pos: Pos) -> Result<(), String> {
     match &mut con.value {
-        Value::Map(_) => {
-            con.set(key, value);
+        Value::Map(entries) => {
+            match entries.iter_mut().find(|(k, _)| k.name == key) {
+                Some(slot) => slot.1 = value,
+                None => entries.push((
+                    Key {
+                        name: key.to_string(),
+                        pos: key_pos,
+                    },
+                    value,
+                )),
+            }
             Ok(())
         }
         Value::Seq(items) => {

@@ -304,7 +304,7 @@ const PARENT: &[F] = &[f("source", Ty::Any), f("profile", Ty::Str)];
 pub const PROFILE: &[F] = &[
     f("name", Ty::Str),
     fv("description", Ty::Str, B9, LAST),
-    fv("parent", Ty::Str, B5, LAST),
+    f("parent", Ty::Str),
     fv("parents", Ty::ListOf(&Ty::Obj(PARENT)), B9, LAST),
     f("replace", Ty::Any),
     f("patches", Ty::ListOf(&Ty::Obj(PATCH))),
@@ -454,7 +454,10 @@ impl Checker<'_> {
                     suggestion: self.suggest(&k.name, fields),
                 });
             };
-            out.insert(k.name.clone(), self.check(v, &field.ty, &key_path)?);
+            // A null field is an unset field (Go decodes it to the zero value).
+            if !v.is_null() {
+                out.insert(k.name.clone(), self.check(v, &field.ty, &key_path)?);
+            }
         }
         Ok(J::Object(out))
     }

@@ -4,7 +4,7 @@
 //! Works on typed JSON (the output of the strict check), so each step is a small pure
 //! function with a table test.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Location};
 use super::model::{Config, DeploymentConfig, ImageConfig};
 use super::schema::{A2, A3, B1, B2, B5, B6, B7, B8, VERSIONS};
 use indexmap::IndexMap;
@@ -152,6 +152,43 @@ pub fn upgrade_deployment(deployment: &mut J, version: u8) {
     }
 }
 
+/// `dev.overrideImages` → `dev.interactive.images` (v1beta2 → v1beta3): the first entrypoint
+/// element stays the entrypoint, the rest becomes `cmd`; dockerfile/context overrides are
+/// dropped as DevSpace did.
+pub fn upgrade_dev(dev: &mut J, version: u8) {
+    if version > B2 {
+        return;
+    }
+    let Some(d) = obj(dev) else {
+        return;
+    };
+    let Some(J::Array(overrides)) = d.remove("overrideImages") else {
+        return;
+    };
+    let images: Vec<J> = overrides
+        .into_iter()
+        .map(|o| {
+            let mut out = Map::new();
+            if let Some(name) = o.get("name") {
+                out.insert("name".into(), name.clone());
+            }
+            if let Some(J::Array(ep)) = o.get("entrypoint")
+                && let Some((first, rest)) = ep.split_first()
+            {
+                out.insert("entrypoint".into(), J::Array(vec![first.clone()]));
+                if !rest.is_empty() {
+                    out.insert("cmd".into(), J::Array(rest.to_vec()));
+                }
+            }
+            J::Object(out)
+        })
+        .collect();
+    let interactive = d
+        .entry("interactive")
+        .or_insert_with(|| J::Object(Map::new()));
+    ensure_obj(interactive).insert("images".into(), J::Array(images));
+}
+
 /// Joins `p` to `root` unless absolute, and removes `.`/`..` lexically (files need not exist).
 pub fn resolve_path(root: &Path, p: &str) -> PathBuf {
     let joined = if Path::new(p).is_absolute() {
@@ -174,17 +211,6 @@ pub fn resolve_path(root: &Path, p: &str) -> PathBuf {
     out
 }
 
-fn strip_nulls(v: &mut J) {
-    match v {
-        J::Object(m) => {
-            m.retain(|_, v| !v.is_null());
-            m.values_mut().for_each(strip_nulls);
-        }
-        J::Array(a) => a.iter_mut().for_each(strip_nulls),
-        _ => {}
-    }
-}
-
 /// Keys of the checked document that this tool does not act on (reported as unused).
 pub const OTHER_SECTIONS: [&str; 12] = [
     "name",
@@ -202,9 +228,22 @@ pub const OTHER_SECTIONS: [&str; 12] = [
 ];
 
 /// Builds the model from a checked document (`version` index into [`VERSIONS`]).
-pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config, ConfigError> {
+/// `locate_image` finds where an image key is written (for errors about that image).
+pub fn to_model(
+    doc: J,
+    version: u8,
+    root: &Path,
+    file: &Path,
+    locate_image: &dyn Fn(&str) -> Option<Box<Location>>,
+) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: file.to_path_buf(),
+        at: None,
+        message,
+    };
+    let invalid_image = |key: &str, message: String| ConfigError::Invalid {
+        path: file.to_path_buf(),
+        at: locate_image(key),
         message,
     };
     let J::Object(mut top) = doc else {
@@ -212,33 +251,37 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
     };
     let registries = top.get("registries").cloned();
     let mut images = IndexMap::new();
-    if let Some(J::Object(map)) = top.remove("images") {
+    if let Some(J::Object(map)) = top.shift_remove("images") {
         for (key, mut value) in map {
             if key.is_empty() {
-                return Err(invalid("images keys cannot be an empty string".into()));
+                return Err(invalid_image(
+                    &key,
+                    "images keys cannot be an empty string".into(),
+                ));
             }
             if value.is_null() {
-                return Err(invalid(format!(
-                    "images.{key} is empty and should at least contain an image name"
-                )));
+                return Err(invalid_image(
+                    &key,
+                    format!("images.{key} is empty and should at least contain an image name"),
+                ));
             }
-            upgrade_image(&key, &mut value, version, registries.as_ref()).map_err(&invalid)?;
-            strip_nulls(&mut value);
+            upgrade_image(&key, &mut value, version, registries.as_ref())
+                .map_err(|m| invalid_image(&key, m))?;
             let img = value
                 .as_object_mut()
                 .map(std::mem::take)
                 .unwrap_or_default();
-            images.insert(key.clone(), image_from(&key, img, root).map_err(&invalid)?);
+            let image = image_from(&key, img, root).map_err(|m| invalid_image(&key, m))?;
+            images.insert(key.clone(), image);
         }
     }
     let mut deployments = Vec::new();
-    if let Some(J::Array(list)) = top.remove("deployments") {
+    if let Some(J::Array(list)) = top.shift_remove("deployments") {
         for (i, mut d) in list.into_iter().enumerate() {
             if d.is_null() {
                 continue;
             }
             upgrade_deployment(&mut d, version);
-            strip_nulls(&mut d);
             let mut dep: DeploymentConfig =
                 serde_json::from_value(d).map_err(|e| invalid(format!("deployments[{i}]: {e}")))?;
             if let Some(k) = &mut dep.kubectl {
@@ -263,19 +306,21 @@ pub fn to_model(doc: J, version: u8, root: &Path, file: &Path) -> Result<Config,
             deployments.push(dep);
         }
     }
-    let mut other = IndexMap::new();
-    for key in OTHER_SECTIONS {
-        if let Some(v) = top.remove(key).filter(|v| !v.is_null()) {
-            other.insert(key.to_string(), v);
-        }
+    if let Some(dev) = top.get_mut("dev") {
+        upgrade_dev(dev, version);
     }
+    // In file order, as the user wrote them.
+    let other: IndexMap<String, J> = top
+        .into_iter()
+        .filter(|(k, v)| OTHER_SECTIONS.contains(&k.as_str()) && !v.is_null())
+        .collect();
     let config = Config {
         version: VERSIONS[version as usize].to_string(),
         images,
         deployments,
         other,
     };
-    validate(&config).map_err(invalid)?;
+    validate(&config).map_err(|(key, message)| invalid_image(&key, message))?;
     Ok(config)
 }
 
@@ -302,23 +347,29 @@ fn image_from(key: &str, mut img: Map<String, J>, root: &Path) -> Result<ImageCo
     serde_json::from_value(J::Object(img)).map_err(|e| format!("images.{key}: {e}"))
 }
 
-/// DevSpace's validation (surface §2.7).
-pub fn validate(config: &Config) -> Result<(), String> {
+/// DevSpace's validation (surface §2.7); the error names the image key it is about.
+pub fn validate(config: &Config) -> Result<(), (String, String)> {
     let mut seen: IndexMap<&str, &str> = IndexMap::new();
     for (key, img) in &config.images {
         if img.image.is_empty() {
-            return Err(format!("images.{key}.image is required"));
+            return Err((key.clone(), format!("images.{key}.image is required")));
         }
         if let Some(c) = &img.build.custom
             && c.command.is_empty()
             && c.commands.is_empty()
         {
-            return Err(format!("images.{key}.build.custom.command is required"));
+            return Err((
+                key.clone(),
+                format!("images.{key}.build.custom.command is required"),
+            ));
         }
         if let Some(first) = seen.insert(&img.image, key) {
-            return Err(format!(
-                "multiple image definitions with the same image name are not allowed (images.{first} and images.{key} are both `{}`)",
-                img.image
+            return Err((
+                key.clone(),
+                format!(
+                    "multiple image definitions with the same image name are not allowed (images.{first} and images.{key} are both `{}`)",
+                    img.image
+                ),
             ));
         }
     }
@@ -387,6 +438,19 @@ mod tests {
     }
 
     #[test]
+    fn override_images_become_interactive_images() {
+        let mut dev = json!({"overrideImages": [{"name": "default", "entrypoint": ["sleep", "999"], "context": "x"}], "ports": []});
+        upgrade_dev(&mut dev, B2);
+        assert_eq!(
+            dev,
+            json!({"ports": [], "interactive": {"images": [{"name": "default", "entrypoint": ["sleep"], "cmd": ["999"]}]}})
+        );
+        let mut newer = json!({"overrideImages": []});
+        upgrade_dev(&mut newer, B2 + 1);
+        assert_eq!(newer, json!({"overrideImages": []}));
+    }
+
+    #[test]
     fn paths_resolve_against_the_root() {
         let root = Path::new("/p/proj");
         let cases = [
@@ -409,7 +473,7 @@ mod tests {
         let file = Path::new("/proj/devspace.yaml");
         let doc = json!({"version": "v1beta9", "images": {"app": {"image": "a", "tags": ["t"]}},
             "deployments": [{"name": "d", "kubectl": {"manifests": ["k8s/*.yaml"]}}], "dev": {"x": 1}});
-        let cfg = to_model(doc, 12, root, file).unwrap();
+        let cfg = to_model(doc, 12, root, file, &|_| None).unwrap();
         let app = &cfg.images["app"];
         assert_eq!(app.dockerfile, PathBuf::from("/proj/Dockerfile"));
         assert_eq!(app.context, PathBuf::from("/proj"));
@@ -442,7 +506,9 @@ mod tests {
             ),
         ];
         for (doc, want) in cases {
-            let err = to_model(doc, 12, root, file).unwrap_err().to_string();
+            let err = to_model(doc, 12, root, file, &|_| None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err}");
         }
     }

@@ -234,34 +234,70 @@ pub fn parse_var_flags(raw: &[String]) -> Result<BTreeMap<String, String>, Confi
     Ok(out)
 }
 
+/// A question for the user.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'q> {
+    pub text: &'q str,
+    /// Pre-filled answer (empty = none).
+    pub default: &'q str,
+    /// Allowed answers (empty = any).
+    pub options: &'q [String],
+    /// Hide the input.
+    pub password: bool,
+}
+
 /// Asks the user for a value (a terminal adapter in production, a script in tests).
 pub trait Asker {
-    /// Returns the answer to `question` (with `default` pre-filled when non-empty).
-    fn ask(&mut self, question: &str, default: &str, password: bool) -> std::io::Result<String>;
+    /// Returns the answer (the default when the user just presses enter).
+    fn ask(&mut self, q: Question<'_>) -> std::io::Result<String>;
 }
 
 /// Reads answers from stdin, printing the question on stderr.
 pub struct TerminalAsker;
 
 impl Asker for TerminalAsker {
-    fn ask(&mut self, question: &str, default: &str, _password: bool) -> std::io::Result<String> {
+    fn ask(&mut self, q: Question<'_>) -> std::io::Result<String> {
         use std::io::Write;
         let mut err = std::io::stderr();
-        if default.is_empty() {
-            write!(err, "? {question} ")?;
-        } else {
-            write!(err, "? {question} ({default}) ")?;
+        write!(err, "? {}", q.text)?;
+        if !q.options.is_empty() {
+            write!(err, " [{}]", q.options.join("/"))?;
         }
+        if !q.default.is_empty() && !q.password {
+            write!(err, " ({})", q.default)?;
+        }
+        write!(err, " ")?;
         err.flush()?;
+        // Hide a password while it is typed; `stty` acts on the terminal behind stdin.
+        let hidden = q.password && stty("-echo");
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
+        let read = std::io::stdin().read_line(&mut line);
+        if hidden {
+            stty("echo");
+            writeln!(err)?;
+        }
+        if read? == 0 {
+            // End of input: asking again would loop forever.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "no answer (end of input)",
+            ));
+        }
         let answer = line.trim_end_matches(['\r', '\n']).to_string();
         Ok(if answer.is_empty() {
-            default.to_string()
+            q.default.to_string()
         } else {
             answer
         })
     }
+}
+
+fn stty(arg: &str) -> bool {
+    std::process::Command::new("stty")
+        .arg(arg)
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Resolves variable names, each once per load.
@@ -426,7 +462,12 @@ impl<'a> Resolver<'a> {
         };
         loop {
             let answer = asker
-                .ask(&question, &default, def.password == Some(true))
+                .ask(Question {
+                    text: &question,
+                    default: &default,
+                    options: &def.options,
+                    password: def.password == Some(true),
+                })
                 .map_err(|e| ConfigError::Var {
                     name: name.to_string(),
                     message: format!("cannot read an answer: {e}"),
@@ -569,7 +610,7 @@ mod tests {
 
     struct Script(Vec<String>);
     impl Asker for Script {
-        fn ask(&mut self, _q: &str, _d: &str, _p: bool) -> std::io::Result<String> {
+        fn ask(&mut self, _q: Question<'_>) -> std::io::Result<String> {
             Ok(self.0.remove(0))
         }
     }

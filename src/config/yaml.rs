@@ -22,10 +22,15 @@ pub struct Pos {
 /// What a scalar resolved to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ScalarType {
+    /// `~`, `null`, empty.
     Null,
+    /// YAML 1.1 booleans (`yes`, `off`, `True`, ...).
     Bool(bool),
+    /// Go `ParseInt(s, 0, 64)` integers (`017` octal, `0x1F`).
     Int(i64),
+    /// Floats, `.inf`, `.nan`.
     Float(f64),
+    /// Everything else, and every quoted or block scalar.
     Str,
 }
 
@@ -69,7 +74,8 @@ pub struct SyntaxError {
 #[derive(Debug, Clone)]
 pub struct Parsed {
     pub root: Node,
-    pub duplicates: Vec<(String, Pos)>,
+    /// (key, position of the repeat, position of the first definition).
+    pub duplicates: Vec<(String, Pos, Pos)>,
 }
 
 impl Node {
@@ -519,7 +525,7 @@ fn insert_entry(
     merged: &mut Vec<String>,
     key: Key,
     node: Node,
-    duplicates: &mut Vec<(String, Pos)>,
+    duplicates: &mut Vec<(String, Pos, Pos)>,
 ) {
     // `<<` merge keys (YAML 1.1, supported by yaml.v2): earlier explicit keys win.
     if key.name == "<<" {
@@ -544,7 +550,7 @@ fn insert_entry(
         if let Some(i) = merged.iter().position(|m| *m == key.name) {
             merged.remove(i);
         } else {
-            duplicates.push((key.name.clone(), key.pos));
+            duplicates.push((key.name.clone(), key.pos, slot.0.pos));
         }
         *slot = (key, node);
     } else {
@@ -605,7 +611,11 @@ mod tests {
         assert_eq!(p.root.get("b").unwrap().to_json(), serde_json::json!(4));
         assert_eq!(
             p.duplicates,
-            vec![("b".to_string(), Pos { line: 5, col: 1 })]
+            vec![(
+                "b".to_string(),
+                Pos { line: 5, col: 1 },
+                Pos { line: 2, col: 1 }
+            )]
         );
         let p = parse("a: &x {k: 1, j: 2}\nb:\n  j: 3\n  <<: *x\n").unwrap();
         assert_eq!(
