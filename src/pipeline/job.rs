@@ -197,6 +197,7 @@ fn wants_push(image: &ImageConfig, kind: BuilderKind, settings: &RunSettings) ->
     kind != BuilderKind::Custom
         && !settings.skip_push
         && image.build.docker.as_ref().and_then(|d| d.skip_push) != Some(true)
+        && image.build.build_kit.as_ref().and_then(|b| b.skip_push) != Some(true)
 }
 
 fn prepare(
@@ -594,13 +595,42 @@ async fn build(
                     ..TarOptions::default()
                 },
             ));
+            if plan.builder == BuilderKind::Kaniko {
+                return Err(ImageFailure {
+                    message: format!(
+                        "image {}: the kaniko builder (build.kaniko without build.docker) is not implemented yet",
+                        plan.key
+                    ),
+                    hints: vec![
+                        "add `build.docker: {}` to build this image with the local Docker daemon"
+                            .into(),
+                    ],
+                    last_lines: Vec::new(),
+                    exit: ExitCode::Failure,
+                });
+            }
             let daemon = shared.daemon().await?;
             let docker = image.build.docker.clone().unwrap_or_default();
-            let cli = docker.use_build_kit == Some(true)
-                || docker.use_cli == Some(true)
-                || !docker.args.is_empty();
+            let (cli, buildkit, args) = match &image.build.build_kit {
+                Some(bk) if plan.builder == BuilderKind::BuildKit => {
+                    if bk.in_cluster.is_some() {
+                        return Err(ImageFailure::plain(format!(
+                            "image {}: build.buildKit.inCluster is not supported",
+                            plan.key
+                        )));
+                    }
+                    (true, true, bk.args.clone())
+                }
+                _ => (
+                    docker.use_build_kit == Some(true)
+                        || docker.use_cli == Some(true)
+                        || !docker.args.is_empty(),
+                    docker.use_build_kit == Some(true),
+                    docker.args.clone(),
+                ),
+            };
             if cli {
-                DockerCliBuilder::new(docker.use_build_kit == Some(true), docker.args.clone())
+                DockerCliBuilder::new(buildkit, args)
                     .with_daemon(daemon)
                     .run(&request, body, sink, cancel)
                     .await
