@@ -157,7 +157,10 @@ fn login_with_wrong_password_fails_with_exit_5_and_no_secret() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("devspace login {}", registry.host())),
+        stderr.contains(&format!(
+            "hint: check the user name and password for {}",
+            registry.host()
+        )),
         "{stderr}"
     );
     assert!(!text(&out.stdout).contains("Login Succeeded"));
@@ -260,7 +263,8 @@ async fn credentials_resolve_through_a_real_helper() {
         .unwrap()
         .with_helper_env(pass.env());
     let credential = config
-        .resolve(&target)
+        .resolve_async(&target)
+        .await
         .unwrap()
         .expect("helper has credentials");
     assert_eq!(credential, Credential::new(USER, PASSWORD));

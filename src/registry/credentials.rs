@@ -359,6 +359,25 @@ impl DockerConfig {
         }
     }
 
+    /// [`DockerConfig::resolve`] on the blocking thread pool, for async callers (a helper is
+    /// a process and may take a while, e.g. gpg decrypting for `pass`).
+    pub async fn resolve_async(
+        &self,
+        registry: &Registry,
+    ) -> Result<Option<Credential>, CredentialError> {
+        let (config, registry) = (self.clone(), registry.clone());
+        match tokio::task::spawn_blocking(move || config.resolve(&registry)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(CredentialError::HelperFailed {
+                program: "credential lookup".into(),
+                action: "get",
+                server: self.path.display().to_string(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
     /// Stores `credential` for `registry` like `docker login`: in the configured helper
     /// (leaving an empty `auths` entry, as Docker does), else base64 in the config file,
     /// which is written atomically with mode 0600.
