@@ -275,12 +275,30 @@ pub fn config_dir() -> Result<PathBuf, CredentialError> {
 }
 
 /// The Docker config file (`config.json`), kept whole so that saving preserves every key
-/// this tool does not know about.
-#[derive(Debug, Clone)]
+/// this tool does not know about. `Debug` shows the path and the registries, never `auths`
+/// values.
+#[derive(Clone)]
 pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
     helper_env: Vec<(OsString, OsString)>,
+}
+
+impl fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auths: Vec<&String> = self
+            .doc
+            .get("auths")
+            .and_then(Value::as_object)
+            .map(|a| a.keys().collect())
+            .unwrap_or_default();
+        f.debug_struct("DockerConfig")
+            .field("path", &self.path)
+            .field("auths", &auths)
+            .field("credsStore", &self.doc.get("credsStore"))
+            .field("credHelpers", &self.doc.get("credHelpers"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl DockerConfig {
@@ -992,6 +1010,24 @@ mod tests {
         );
         let err = parse_config("{\"auths\": {\"x\": \"secret\"").unwrap_err();
         assert!(err.contains("line 1") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn config_debug_hides_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = STANDARD.encode("user:hunter2-secret");
+        std::fs::write(
+            dir.path().join("config.json"),
+            json!({"auths": {"r.io": {"auth": auth, "password": "hunter2-secret"}}}).to_string(),
+        )
+        .unwrap();
+        let config = DockerConfig::load_from_dir(dir.path()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(debug.contains("r.io"), "{debug}");
+        assert!(
+            !debug.contains(&auth) && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 
     #[test]
