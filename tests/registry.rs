@@ -653,3 +653,52 @@ fn services_are_installed() {
         require_tool(tool);
     }
 }
+
+#[tokio::test]
+async fn docker_credentials_push_through_the_engine_api() {
+    use bollard::Docker;
+    use bollard::query_parameters::{
+        PushImageOptionsBuilder, RemoveImageOptions, TagImageOptionsBuilder,
+    };
+    use futures_util::StreamExt;
+
+    let registry = TestRegistry::start_htpasswd(USER, PASSWORD);
+    let docker = Docker::connect_with_defaults()
+        .expect("docker client")
+        .negotiate_version()
+        .await
+        .expect("the Docker daemon answers (run scripts/services.sh)");
+    let repo = format!("{}/engine/app", registry.host());
+    docker
+        .tag_image(
+            "busybox:latest",
+            Some(TagImageOptionsBuilder::new().repo(&repo).tag("v1").build()),
+        )
+        .await
+        .expect("tag busybox");
+    let credential = Credential::new(USER, PASSWORD);
+    assert!(credential.survives_bollard_encoding(&host_registry(&registry)));
+    let mut push = docker.push_image(
+        &repo,
+        Some(PushImageOptionsBuilder::new().tag("v1").build()),
+        Some(credential.to_docker_credentials(&host_registry(&registry))),
+    );
+    let mut error = None;
+    while let Some(item) = push.next().await {
+        if let Err(e) = item {
+            error = Some(e.to_string());
+        }
+    }
+    let _ = docker
+        .remove_image(&format!("{repo}:v1"), None::<RemoveImageOptions>, None)
+        .await;
+    assert_eq!(error, None, "push through the Engine API failed");
+    let reference = Reference::parse(&format!("{repo}:v1")).unwrap();
+    assert!(
+        client()
+            .manifest_exists(&reference, Some(&credential))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -133,6 +133,16 @@ impl Credential {
         }
     }
 
+    /// Whether bollard (0.21) can send these credentials intact. It encodes `X-Registry-Auth`
+    /// with standard base64 where the daemon decodes URL-safe base64 and silently drops what
+    /// it cannot decode ("no basic auth credentials"): a `>`, `?`, `~` or non-ASCII byte in
+    /// an unlucky position yields `+` or `/`. Callers can then fail with a clear message.
+    pub fn survives_bollard_encoding(&self, registry: &Registry) -> bool {
+        serde_json::to_string(&self.to_docker_credentials(registry))
+            .map(|json| !STANDARD.encode(json).contains(['+', '/']))
+            .unwrap_or(false)
+    }
+
     /// The `X-Registry-Auth` header value Docker expects: URL-safe base64 of the JSON auth
     /// config, for callers that talk to the Engine API without bollard's helpers.
     pub fn x_registry_auth(&self, registry: &Registry) -> String {
@@ -997,6 +1007,25 @@ mod tests {
             json!({"username": "u", "password": "p", "serveraddress": "r.io"})
         );
         assert_eq!(Credential::new("u", "p").basic_auth_value(), "dTpw");
+    }
+
+    #[test]
+    fn bollard_encoding_hazard() {
+        // Measured against Docker 20.10 with bollard 0.21: the third password's push failed
+        // with "no basic auth credentials", the others went through.
+        let registry = host("127.0.0.1:5001");
+        for (password, survives) in [
+            ("pw-a~", true),
+            ("pw-ab~", true),
+            ("pw-abc~", false),
+            ("devspace-test-pw-7Qx", true),
+        ] {
+            assert_eq!(
+                Credential::new("devspace", password).survives_bollard_encoding(&registry),
+                survives,
+                "{password}"
+            );
+        }
     }
 
     #[test]
