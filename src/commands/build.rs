@@ -81,7 +81,10 @@ pub fn print_report(
 
 /// The tag (and digest) deploy uses for every image: the one built in this run, else the one
 /// recorded in the cache by an earlier build. Images never built have none.
-pub fn deploy_tags(loaded: &Loaded, run: Option<&BuildRun>) -> IndexMap<String, crate::deploy::ImageTag> {
+pub fn deploy_tags(
+    loaded: &Loaded,
+    run: Option<&BuildRun>,
+) -> IndexMap<String, crate::deploy::ImageTag> {
     let cache = crate::build::cache::Cache::open(&loaded.source.root);
     let profile = profile_key(loaded);
     let mut tags = IndexMap::new();
