@@ -86,6 +86,23 @@ async fn discovery_resolves_core_and_apps_kinds() {
         .expect("Deployment is discoverable");
     assert_eq!(resource.plural, "deployments");
     assert_eq!(caps.scope, discovery::Scope::Namespaced);
+    let aggregated = within(
+        "aggregated discovery",
+        Discovery::new(client.clone()).run_aggregated(),
+    )
+    .await
+    .expect("aggregated discovery");
+    let (resource, _) = aggregated
+        .resolve_gvk(&gvk)
+        .expect("Deployment (aggregated)");
+    assert_eq!(resource.plural, "deployments");
+    let pod_gvk = kube::api::GroupVersionKind::gvk("", "v1", "Pod");
+    let (_, caps) = aggregated.resolve_gvk(&pod_gvk).expect("Pod (aggregated)");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(r, _)| r.plural == "pods/exec" || r.plural == "exec")
+    );
     let (ns, caps) = discovery::pinned_kind(
         &client,
         &kube::api::GroupVersionKind::gvk("", "v1", "Namespace"),

@@ -198,3 +198,18 @@ fn services_build_from_the_local_busybox_and_ignore_notes() {
         );
     }
 }
+
+/// The runner every binary test here relies on: exit status, both streams, arguments.
+#[test]
+fn runner_captures_status_and_streams() {
+    let version = support::project::Devspace::new().arg("--version").run();
+    version
+        .assert_success()
+        .assert_stdout_contains(env!("CARGO_PKG_VERSION"));
+    let project = quickstart();
+    let usage = project.devspace().arg("no-such-command").run();
+    usage
+        .assert_code(2)
+        .assert_stderr_contains("no-such-command")
+        .assert_output_lacks("panicked");
+}
