@@ -918,6 +918,64 @@ async fn kaniko_style_pod_runs_after_the_context_upload() {
 }
 
 #[tokio::test]
+async fn https_with_the_ca_from_the_kubeconfig_including_exec() {
+    let fake = FakeKube::start_with(FakeOptions {
+        tls: true,
+        ..FakeOptions::default()
+    });
+    assert!(
+        fake.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        fake.url()
+    );
+    let kubeconfig = std::fs::read_to_string(fake.kubeconfig()).expect("kubeconfig");
+    assert!(
+        kubeconfig.contains("certificate-authority-data: "),
+        "{kubeconfig}"
+    );
+    let client = fake.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    pods.create(&PostParams::default(), &build_pod("tls"))
+        .await
+        .expect("create over https");
+    fake.set_pod_status("default", "tls", &PodStatus::InitRunning("context".into()))
+        .expect("init running");
+    let params = AttachParams::default()
+        .container("context")
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
+    let mut proc = within(
+        "exec over https",
+        pods.exec("tls", ["tar", "xf", "-"], &params),
+    )
+    .await
+    .expect("exec over https");
+    let mut stdin = proc.stdin().expect("stdin");
+    stdin.write_all(&context_tar()).await.expect("upload");
+    stdin.shutdown().await.expect("close stdin");
+    let status = within("status", proc.take_status().expect("status"))
+        .await
+        .expect("status");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    fake.wait_until("exec recorded", LIMIT, |f| f.execs().len() == 1)
+        .await;
+    assert_eq!(
+        tar_paths(&fake.execs()[0].stdin),
+        ["Dockerfile", "src/main.sh"]
+    );
+    // Without the CA the server is not trusted.
+    let untrusted = reqwest::Client::new()
+        .get(format!("{}/version", fake.url()))
+        .send()
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a client without the CA must refuse the certificate"
+    );
+}
+
+#[tokio::test]
 async fn wrong_token_is_unauthorized() {
     let fake = FakeKube::start_with(FakeOptions {
         token: "right".into(),
