@@ -629,6 +629,24 @@ async fn logs_refuse_waiting_containers_and_follow_until_the_container_ends() {
     assert_eq!(rest, ["last"]);
 }
 
+/// Creates a kaniko-style pod whose `context` init container runs, ready for an upload.
+async fn running_build_pod(fake: &FakeKube, pods: &Api<Pod>, name: &str) {
+    pods.create(&PostParams::default(), &build_pod(name))
+        .await
+        .expect("create");
+    fake.set_pod_status("default", name, &PodStatus::InitRunning("context".into()))
+        .expect("init running");
+}
+
+/// Exec parameters of a context upload into the `context` init container.
+fn upload_params() -> AttachParams {
+    AttachParams::default()
+        .container("context")
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+}
+
 /// A small tar with two files, like a build context.
 fn context_tar() -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -676,11 +694,7 @@ async fn exec_v5_uploads_stdin_and_reports_exit_status() {
     pods.create(&PostParams::default(), &build_pod("b1"))
         .await
         .expect("create");
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    let params = upload_params();
     // Exec into a container that is not running is refused.
     let refused = pods.exec("b1", ["tar", "xf", "-"], &params).await;
     assert!(refused.is_err(), "exec into a pending pod must fail");
@@ -757,16 +771,8 @@ async fn exec_v4_needs_a_byte_count_because_closing_stdin_closes_everything() {
     });
     let client = fake.client().await;
     let pods: Api<Pod> = Api::default_namespaced(client);
-    pods.create(&PostParams::default(), &build_pod("b2"))
-        .await
-        .expect("create");
-    fake.set_pod_status("default", "b2", &PodStatus::InitRunning("context".into()))
-        .expect("init running");
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    running_build_pod(&fake, &pods, "b2").await;
+    let params = upload_params();
 
     // With a byte count the command answers while the socket is open: the status arrives.
     let command = ["sh", "-c", "head -c 2048 | tar xf - -C /context"];
@@ -854,11 +860,7 @@ async fn kaniko_style_pod_runs_after_the_context_upload() {
             }
         }
     }
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    let params = upload_params();
     let mut proc = pods
         .exec("kaniko-1", ["tar", "xf", "-"], &params)
         .await
@@ -935,16 +937,8 @@ async fn https_with_the_ca_from_the_kubeconfig_including_exec() {
     );
     let client = fake.client().await;
     let pods: Api<Pod> = Api::default_namespaced(client);
-    pods.create(&PostParams::default(), &build_pod("tls"))
-        .await
-        .expect("create over https");
-    fake.set_pod_status("default", "tls", &PodStatus::InitRunning("context".into()))
-        .expect("init running");
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    running_build_pod(&fake, &pods, "tls").await;
+    let params = upload_params();
     let mut proc = within(
         "exec over https",
         pods.exec("tls", ["tar", "xf", "-"], &params),
