@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod exit;
+pub mod kube;
 pub mod pipeline;
 pub mod signals;
 pub mod ui;

@@ -11,7 +11,7 @@ pub mod render;
 pub mod replace;
 
 mod error;
-mod reference;
+pub(crate) mod reference;
 mod yaml;
 
 pub use error::DeployError;
