@@ -3,6 +3,7 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary includes this module and uses a different subset of it"
 )]
 
