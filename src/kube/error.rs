@@ -114,17 +114,23 @@ pub(crate) fn classify(
             reason: status.reason.clone(),
             message: status.message.clone(),
         },
-        ::kube::Error::HyperError(_) | ::kube::Error::Service(_) => KubeError::Unreachable {
-            context: context.to_owned(),
-            server: server.to_owned(),
-            action,
-            message: error_chain(&error),
-        },
+        // kube-rs prefixes transport errors with its variant name; the cause reads better.
+        ::kube::Error::HyperError(e) => unreachable(context, server, action, error_chain(&e)),
+        ::kube::Error::Service(e) => unreachable(context, server, action, error_chain(&*e)),
         other => KubeError::Client {
             context: context.to_owned(),
             action,
             message: error_chain(&other),
         },
+    }
+}
+
+fn unreachable(context: &str, server: &str, action: String, message: String) -> KubeError {
+    KubeError::Unreachable {
+        context: context.to_owned(),
+        server: server.to_owned(),
+        action,
+        message,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
-//! (`project`), the fake Kubernetes API server (`kube_fake`).
+//! (`project`), the fake Kubernetes API server (`kube_fake`), stand-in CLIs that record their
+//! arguments (`stand_in`).
 
 #![allow(
     dead_code,
@@ -9,3 +10,4 @@
 
 pub mod kube_fake;
 pub mod project;
+pub mod stand_in;
