@@ -86,6 +86,23 @@ async fn discovery_resolves_core_and_apps_kinds() {
         .expect("Deployment is discoverable");
     assert_eq!(resource.plural, "deployments");
     assert_eq!(caps.scope, discovery::Scope::Namespaced);
+    let aggregated = within(
+        "aggregated discovery",
+        Discovery::new(client.clone()).run_aggregated(),
+    )
+    .await
+    .expect("aggregated discovery");
+    let (resource, _) = aggregated
+        .resolve_gvk(&gvk)
+        .expect("Deployment (aggregated)");
+    assert_eq!(resource.plural, "deployments");
+    let pod_gvk = kube::api::GroupVersionKind::gvk("", "v1", "Pod");
+    let (_, caps) = aggregated.resolve_gvk(&pod_gvk).expect("Pod (aggregated)");
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(r, _)| r.plural == "pods/exec" || r.plural == "exec")
+    );
     let (ns, caps) = discovery::pinned_kind(
         &client,
         &kube::api::GroupVersionKind::gvk("", "v1", "Namespace"),
@@ -612,6 +629,24 @@ async fn logs_refuse_waiting_containers_and_follow_until_the_container_ends() {
     assert_eq!(rest, ["last"]);
 }
 
+/// Creates a kaniko-style pod whose `context` init container runs, ready for an upload.
+async fn running_build_pod(fake: &FakeKube, pods: &Api<Pod>, name: &str) {
+    pods.create(&PostParams::default(), &build_pod(name))
+        .await
+        .expect("create");
+    fake.set_pod_status("default", name, &PodStatus::InitRunning("context".into()))
+        .expect("init running");
+}
+
+/// Exec parameters of a context upload into the `context` init container.
+fn upload_params() -> AttachParams {
+    AttachParams::default()
+        .container("context")
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+}
+
 /// A small tar with two files, like a build context.
 fn context_tar() -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -659,11 +694,7 @@ async fn exec_v5_uploads_stdin_and_reports_exit_status() {
     pods.create(&PostParams::default(), &build_pod("b1"))
         .await
         .expect("create");
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    let params = upload_params();
     // Exec into a container that is not running is refused.
     let refused = pods.exec("b1", ["tar", "xf", "-"], &params).await;
     assert!(refused.is_err(), "exec into a pending pod must fail");
@@ -740,16 +771,8 @@ async fn exec_v4_needs_a_byte_count_because_closing_stdin_closes_everything() {
     });
     let client = fake.client().await;
     let pods: Api<Pod> = Api::default_namespaced(client);
-    pods.create(&PostParams::default(), &build_pod("b2"))
-        .await
-        .expect("create");
-    fake.set_pod_status("default", "b2", &PodStatus::InitRunning("context".into()))
-        .expect("init running");
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    running_build_pod(&fake, &pods, "b2").await;
+    let params = upload_params();
 
     // With a byte count the command answers while the socket is open: the status arrives.
     let command = ["sh", "-c", "head -c 2048 | tar xf - -C /context"];
@@ -837,11 +860,7 @@ async fn kaniko_style_pod_runs_after_the_context_upload() {
             }
         }
     }
-    let params = AttachParams::default()
-        .container("context")
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
+    let params = upload_params();
     let mut proc = pods
         .exec("kaniko-1", ["tar", "xf", "-"], &params)
         .await
@@ -898,6 +917,56 @@ async fn kaniko_style_pod_runs_after_the_context_upload() {
         })
         .collect();
     assert_eq!(left, ["bystander"]);
+}
+
+#[tokio::test]
+async fn https_with_the_ca_from_the_kubeconfig_including_exec() {
+    let fake = FakeKube::start_with(FakeOptions {
+        tls: true,
+        ..FakeOptions::default()
+    });
+    assert!(
+        fake.url().starts_with("https://127.0.0.1:"),
+        "{}",
+        fake.url()
+    );
+    let kubeconfig = std::fs::read_to_string(fake.kubeconfig()).expect("kubeconfig");
+    assert!(
+        kubeconfig.contains("certificate-authority-data: "),
+        "{kubeconfig}"
+    );
+    let client = fake.client().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    running_build_pod(&fake, &pods, "tls").await;
+    let params = upload_params();
+    let mut proc = within(
+        "exec over https",
+        pods.exec("tls", ["tar", "xf", "-"], &params),
+    )
+    .await
+    .expect("exec over https");
+    let mut stdin = proc.stdin().expect("stdin");
+    stdin.write_all(&context_tar()).await.expect("upload");
+    stdin.shutdown().await.expect("close stdin");
+    let status = within("status", proc.take_status().expect("status"))
+        .await
+        .expect("status");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+    fake.wait_until("exec recorded", LIMIT, |f| f.execs().len() == 1)
+        .await;
+    assert_eq!(
+        tar_paths(&fake.execs()[0].stdin),
+        ["Dockerfile", "src/main.sh"]
+    );
+    // Without the CA the server is not trusted.
+    let untrusted = reqwest::Client::new()
+        .get(format!("{}/version", fake.url()))
+        .send()
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a client without the CA must refuse the certificate"
+    );
 }
 
 #[tokio::test]

@@ -244,3 +244,47 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         "resources": resources
     }))
 }
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`) for `/api` (`core`) or `/apis`, sent when
+/// the client asks for `as=APIGroupDiscoveryList` (kube-rs `Discovery::run_aggregated`).
+pub fn aggregated(core: bool) -> Value {
+    let group_names: Vec<(&str, &str)> = if core { vec![("", "v1")] } else { groups() };
+    let items: Vec<Value> = group_names
+        .into_iter()
+        .map(|(g, v)| {
+            let resources: Vec<Value> = RESOURCES
+                .iter()
+                .filter(|r| r.group == g && r.version == v)
+                .map(|r| {
+                    let subresources: Vec<Value> = if r.plural == "pods" {
+                        ["log", "exec", "attach", "status"]
+                            .iter()
+                            .map(|s| json!({"subresource": s, "verbs": ["get"]}))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    json!({
+                        "resource": r.plural,
+                        "responseKind": {"group": g, "version": v, "kind": r.kind},
+                        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.singular(),
+                        "verbs": VERBS,
+                        "shortNames": r.short_names,
+                        "subresources": subresources,
+                    })
+                })
+                .collect();
+            json!({
+                "metadata": {"name": g},
+                "versions": [{"version": v, "resources": resources, "freshness": "Current"}]
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items
+    })
+}

@@ -117,11 +117,13 @@ enum Target {
     },
 }
 
-fn resolve(state: &State, path: &str) -> Result<Target, ApiError> {
+fn resolve(state: &State, path: &str, aggregated: bool) -> Result<Target, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let missing = || ApiError::no_route(path);
     let (group, version, rest): (&str, &str, &[&str]) = match segments.as_slice() {
         ["version"] => return Ok(Target::Discovery(discovery::version())),
+        ["api"] if aggregated => return Ok(Target::Discovery(discovery::aggregated(true))),
+        ["apis"] if aggregated => return Ok(Target::Discovery(discovery::aggregated(false))),
         ["api"] => {
             return Ok(Target::Discovery(discovery::core_versions(
                 &state.addr.to_string(),
@@ -219,7 +221,12 @@ async fn handle(
     if let Err(e) = check_auth(&state, &parts.headers) {
         return e.into_response();
     }
-    let target = match resolve(&state, &path) {
+    let aggregated = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.starts_with("application/json;g=apidiscovery.k8s.io"));
+    let target = match resolve(&state, &path, aggregated) {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };

@@ -22,6 +22,7 @@ mod http;
 pub mod patch;
 pub mod pods;
 pub mod store;
+mod tls;
 
 pub use exec::{ExecRecord, ExecReply, ExecRequest, StdinMode};
 pub use http::parse_query;
@@ -250,6 +251,8 @@ pub struct FakeOptions {
     pub context: String,
     /// Exec subprotocols the server accepts, in its order of preference.
     pub exec_protocols: Vec<&'static str>,
+    /// Serve https with a throw-away CA (in the kubeconfig) instead of plain http.
+    pub tls: bool,
 }
 
 impl Default for FakeOptions {
@@ -259,6 +262,7 @@ impl Default for FakeOptions {
             namespace: "default".into(),
             context: "fake".into(),
             exec_protocols: exec::PROTOCOLS.to_vec(),
+            tls: false,
         }
     }
 }
@@ -267,6 +271,7 @@ impl Default for FakeOptions {
 pub struct FakeKube {
     state: Arc<State>,
     options: FakeOptions,
+    ca_pem: Option<Vec<u8>>,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -307,6 +312,12 @@ impl FakeKube {
             runtime: runtime.handle().clone(),
         });
         let router = http::router(state.clone());
+        let dir = tempfile::Builder::new()
+            .prefix("kube-fake-")
+            .tempdir()
+            .expect("kubeconfig directory");
+        let tls = options.tls.then(|| tls::make(dir.path()));
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("kube-fake".into())
@@ -314,9 +325,20 @@ impl FakeKube {
                 runtime.block_on(async move {
                     let listener =
                         tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                    let serve = axum::serve(listener, router);
+                    let serve = async move {
+                        match tls {
+                            Some(tls) => {
+                                let listener = tls::TlsListener {
+                                    tcp: listener,
+                                    acceptor: tls.acceptor,
+                                };
+                                axum::serve(listener, router).await
+                            }
+                            None => axum::serve(listener, router).await,
+                        }
+                    };
                     tokio::select! {
-                        result = serve.into_future() => result.expect("fake API server"),
+                        result = serve => result.expect("fake API server"),
                         _ = stopped => {}
                     }
                 });
@@ -324,14 +346,11 @@ impl FakeKube {
                 runtime.shutdown_background();
             })
             .expect("spawn fake API server thread");
-        let dir = tempfile::Builder::new()
-            .prefix("kube-fake-")
-            .tempdir()
-            .expect("kubeconfig directory");
         let kubeconfig = dir.path().join("kubeconfig");
         let fake = Self {
             state,
             options,
+            ca_pem,
             dir,
             kubeconfig,
             stop: Some(stop),
@@ -341,9 +360,19 @@ impl FakeKube {
         fake
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` with [`FakeOptions::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.state.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.state.addr)
+    }
+
+    /// PEM of the CA behind the https certificate (`None` for plain http).
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
     }
 
     /// The listening address.
@@ -378,6 +407,14 @@ impl FakeKube {
 
     /// The kubeconfig document: one cluster, one user with a token, one context.
     pub fn kubeconfig_yaml(&self) -> String {
+        use base64::Engine as _;
+        let ca = match &self.ca_pem {
+            Some(pem) => format!(
+                "\n      certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
+            None => String::new(),
+        };
         let FakeOptions {
             token,
             namespace,
@@ -390,7 +427,7 @@ kind: Config
 clusters:
   - name: {context}
     cluster:
-      server: {url}
+      server: {url}{ca}
 users:
   - name: {context}-user
     user:
