@@ -550,6 +550,17 @@ async fn context_and_namespace_flags_select_the_cluster() {
     assert_eq!(chosen.context(), "fake");
     assert_eq!(chosen.server(), fake.url());
     assert_eq!(chosen.namespace(), "team");
+    assert!(
+        !within("existing", chosen.ensure_namespace("team"))
+            .await
+            .expect("exists")
+    );
+    assert!(
+        within("fresh", chosen.ensure_namespace("fresh"))
+            .await
+            .expect("created")
+    );
+    assert!(fake.get("v1", "Namespace", "", "fresh").is_some());
     within("reachable", chosen.check_reachable())
         .await
         .expect("the fake answers");
@@ -673,4 +684,29 @@ async fn kind_load_runs_kind_when_installed() {
         "{error}"
     );
     assert!(error.contains("no nodes found"), "{error}");
+}
+
+#[tokio::test]
+async fn missing_service_account_is_reported_after_the_wait() {
+    let fake = FakeKube::start();
+    fake.delete("v1", "ServiceAccount", "default", "default")
+        .expect("delete the default service account");
+    let client = client(&fake).await;
+    let mut config = project();
+    config.deployments.clear();
+    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
+    let options = PullSecretOptions {
+        service_account_wait: Duration::ZERO,
+        ..PullSecretOptions::default()
+    };
+    let report = within("ensure", ensure_pull_secrets(&client, &plan, &options)).await;
+    assert!(
+        report.secrets.iter().all(|s| s.result.is_ok()),
+        "{report:?}"
+    );
+    let sa = report.service_accounts[0].to_string();
+    assert!(
+        sa.starts_with("adding pull secrets to service account default/default failed (context `fake`): service account `default` not found in namespace `default`"),
+        "{sa}"
+    );
 }

@@ -10,7 +10,9 @@
 
 use crate::kube::error::{KubeError, classify};
 use crate::kube::local::{self, LocalCluster};
+use ::kube::api::{Api, ObjectMeta, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use k8s_openapi::api::core::v1::Namespace;
 use std::path::PathBuf;
 
 /// What selects the cluster: the global flags, and optionally an explicit kubeconfig file.
@@ -196,6 +198,34 @@ impl KubeClient {
             .await
             .map(|_| ())
             .map_err(|e| self.error("asking the API server for its version", e))
+    }
+
+    /// Creates namespace `name` unless it exists; `true` when it was created. Deploy calls this
+    /// for every deployment namespace before pull secrets and objects go in.
+    pub async fn ensure_namespace(&self, name: &str) -> Result<bool, KubeError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let action = || format!("creating namespace {name}");
+        if api
+            .get_opt(name)
+            .await
+            .map_err(|e| self.error(format!("reading namespace {name}"), e))?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        match api.create(&PostParams::default(), &namespace).await {
+            Ok(_) => Ok(true),
+            // Someone else created it in between: it exists, which is all we want.
+            Err(::kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+            Err(e) => Err(self.error(action(), e)),
+        }
     }
 
     /// Turns a kube-rs error into a [`KubeError`] naming this context (and server), `action`

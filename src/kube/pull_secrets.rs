@@ -379,7 +379,8 @@ impl std::fmt::Display for ServiceAccountOutcome {
         match &self.result {
             Ok(added) if added.is_empty() => write!(f, "{who} already lists the pull secrets"),
             Ok(added) => write!(f, "added {} to {who}", added.join(", ")),
-            Err(e) => write!(f, "failed to add pull secrets to {who}: {e}"),
+            // The error already names the account and what was attempted.
+            Err(e) => write!(f, "{e}"),
         }
     }
 }
