@@ -15,7 +15,7 @@ pub mod tools;
 
 pub use client::{KubeClient, KubeSettings, KubeTarget, LazyKubeClient, resolve_target};
 pub use error::KubeError;
-pub use local::{LocalCluster, LocalClusterError, detect_local_cluster};
+pub use local::{ImageDelivery, LocalCluster, LocalClusterError, detect_local_cluster};
 pub use pull_secrets::{
     PlannedPullSecret, PullSecretOptions, PullSecretPlan, PullSecretReport, RegistryCredentials,
     SecretAction, SecretOutcome, ServiceAccountOutcome, SkipReason, SkippedRegistry,
