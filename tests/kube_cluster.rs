@@ -17,7 +17,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::kube_fake::{EventType, FakeKube};
+use support::kube_fake::{EventType, FakeKube, FakeOptions};
 use support::stand_in::StandIns;
 
 /// Generous bound for anything awaited: a hang fails the test instead of CI.
@@ -708,5 +708,41 @@ async fn missing_service_account_is_reported_after_the_wait() {
     assert!(
         sa.starts_with("adding pull secrets to service account default/default failed (context `fake`): service account `default` not found in namespace `default`"),
         "{sa}"
+    );
+}
+
+#[tokio::test]
+async fn https_cluster_and_the_context_namespace() {
+    let fake = FakeKube::start_with(FakeOptions {
+        tls: true,
+        namespace: "team".into(),
+        context: "secure".into(),
+        ..FakeOptions::default()
+    });
+    assert!(fake.url().starts_with("https://"));
+    let client = client(&fake).await;
+    assert_eq!(client.context(), "secure");
+    assert_eq!(
+        client.namespace(),
+        "team",
+        "the context's namespace is the default"
+    );
+    assert!(
+        within("ensure namespace", client.ensure_namespace("team"))
+            .await
+            .expect("created over https")
+    );
+    let mut config = project();
+    config.deployments.clear();
+    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
+    let report = within(
+        "ensure",
+        ensure_pull_secrets(&client, &plan, &PullSecretOptions::default()),
+    )
+    .await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(
+        sa_pull_secrets(&fake, "team"),
+        vec!["devspace-auth-localhost-5000", "devspace-auth-docker"]
     );
 }
