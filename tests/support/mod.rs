@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
 //! (`registry`) and a real credential helper (`credhelper`).
+//! (`project`), the fake Kubernetes API server (`kube_fake`), stand-in CLIs that record their
+//! arguments (`stand_in`).
 
 #![allow(
     dead_code,
@@ -12,3 +14,4 @@ pub mod credhelper;
 pub mod kube_fake;
 pub mod project;
 pub mod registry;
+pub mod stand_in;
