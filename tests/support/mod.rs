@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
-//! (`registry`) and a real credential helper (`credhelper`).
-//! (`project`), the fake Kubernetes API server (`kube_fake`), stand-in CLIs that record their
+//! (`registry`), a real credential helper (`credhelper`) and stand-in CLIs that record their
 //! arguments (`stand_in`).
 
 #![allow(
