@@ -102,6 +102,21 @@ async fn ensure(fake: &FakeKube, local_password: &str) -> PullSecretReport {
     .await
 }
 
+/// Pull secrets for [`project`]'s images only into the client's namespace (no deployments).
+async fn ensure_in_client_namespace(
+    client: &KubeClient,
+    options: &PullSecretOptions,
+) -> PullSecretReport {
+    let mut config = project();
+    config.deployments.clear();
+    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
+    within(
+        "ensure pull secrets",
+        ensure_pull_secrets(client, &plan, options),
+    )
+    .await
+}
+
 fn actions(report: &PullSecretReport) -> Vec<(String, String, SecretAction)> {
     report
         .secrets
@@ -433,14 +448,7 @@ async fn service_account_conflict_is_retried() {
     let client = KubeClient::from_settings(&settings(&path))
         .await
         .expect("client");
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
-    let report = within(
-        "ensure pull secrets",
-        ensure_pull_secrets(&client, &plan, &PullSecretOptions::default()),
-    )
-    .await;
+    let report = ensure_in_client_namespace(&client, &PullSecretOptions::default()).await;
     let sa = &report.service_accounts[0];
     assert_eq!(sa.conflicts, 1, "{sa}");
     assert_eq!(
@@ -564,14 +572,7 @@ async fn context_and_namespace_flags_select_the_cluster() {
     within("reachable", chosen.check_reachable())
         .await
         .expect("the fake answers");
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, chosen.namespace(), &credentials(LOCAL_PASSWORD));
-    let report = within(
-        "ensure",
-        ensure_pull_secrets(&chosen, &plan, &PullSecretOptions::default()),
-    )
-    .await;
+    let report = ensure_in_client_namespace(&chosen, &PullSecretOptions::default()).await;
     assert!(report.is_ok(), "{report:?}");
     assert!(
         fake.get("v1", "Secret", "team", "devspace-auth-docker")
@@ -692,14 +693,11 @@ async fn missing_service_account_is_reported_after_the_wait() {
     fake.delete("v1", "ServiceAccount", "default", "default")
         .expect("delete the default service account");
     let client = client(&fake).await;
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
     let options = PullSecretOptions {
         service_account_wait: Duration::ZERO,
         ..PullSecretOptions::default()
     };
-    let report = within("ensure", ensure_pull_secrets(&client, &plan, &options)).await;
+    let report = ensure_in_client_namespace(&client, &options).await;
     assert!(
         report.secrets.iter().all(|s| s.result.is_ok()),
         "{report:?}"
@@ -732,14 +730,7 @@ async fn https_cluster_and_the_context_namespace() {
             .await
             .expect("created over https")
     );
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
-    let report = within(
-        "ensure",
-        ensure_pull_secrets(&client, &plan, &PullSecretOptions::default()),
-    )
-    .await;
+    let report = ensure_in_client_namespace(&client, &PullSecretOptions::default()).await;
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(
         sa_pull_secrets(&fake, "team"),
