@@ -3,6 +3,8 @@
 //!
 //! See `docs/architecture.md` for the module map and the flow.
 
+pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -10,5 +12,6 @@ pub mod deploy;
 pub mod exit;
 pub mod kube;
 pub mod pipeline;
+pub mod registry;
 pub mod signals;
 pub mod ui;

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
+//! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
+//! (`registry`) and a real credential helper (`credhelper`).
 //! (`project`), the fake Kubernetes API server (`kube_fake`), stand-in CLIs that record their
 //! arguments (`stand_in`).
 
@@ -8,6 +10,8 @@
     reason = "each test binary includes this module and uses a different subset of it"
 )]
 
+pub mod credhelper;
 pub mod kube_fake;
 pub mod project;
+pub mod registry;
 pub mod stand_in;

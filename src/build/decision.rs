@@ -1,0 +1,1103 @@
+//! Whether an image must be rebuilt (or only pushed) and why, from this run's inputs and what
+//! the cache recorded for the last successful build. Pure: hashes in, [`Decision`] out.
+//!
+//! The hashes (all SHA-256, lowercase hex) are ours, not DevSpace's, and depend on content only:
+//! - `dockerfileHash`: the Dockerfile text exactly as it is sent to the builder, i.e. after the
+//!   entrypoint/cmd/append override and the `FROM` rewrite to fresh tags (so an image built
+//!   `FROM` a rebuilt image of the same config is rebuilt too);
+//! - `entrypointHash`: the effective entrypoint and cmd as a JSON pair (unambiguous, unlike
+//!   DevSpace's plain concatenation); empty when neither is set, as in DevSpace;
+//! - `imageConfigHash`: one hash per field of the resolved image config ([`image_config_fields`])
+//!   combined into one, so a decision can name the fields that changed. Paths are relative to the
+//!   project root, so a moved checkout matches;
+//! - `contextHash`: computed by `build::context`, with the per-file digest list that lets a
+//!   decision name the changed files; `customFilesHash`: [`files_hash`] of the `onChange` files.
+//!
+//! Fields left out of the image config hash because they do not change the image that is built
+//! (they change what happens around it, or are covered by another hash):
+//! `createPullSecret` (deploy), `preferSyncOverRebuild` and `rebuildStrategy` (policy of `dev`),
+//! `entrypoint`/`cmd` (their own `entrypointHash`), `build.docker.skipPush` (push, which
+//! has its own decision), `build.docker.preferMinikube` and `build.docker.disableFallback`
+//! (where it is built: the existence check covers that), and the kaniko pod's scheduling and
+//! credentials (`namespace`, `nodeSelector`, `serviceAccount`, `annotations`, `labels`,
+//! `resources`, `pullSecret`, `skipPullSecretMount`). `tags` are included, as in DevSpace: a new
+//! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
+//! config passed in).
+
+use crate::build::cache::CachedImage;
+use crate::config::ImageConfig;
+use indexmap::IndexMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::{Component, Path};
+
+/// A sorted list of (path relative to the context or project root, `/`-separated; hex digest).
+pub type FileDigests = Vec<(String, String)>;
+
+/// Field paths (JSON, camelCase) of the resolved image config that do not change the image.
+pub const EXCLUDED_FIELDS: &[&str] = &[
+    "createPullSecret",
+    "preferSyncOverRebuild",
+    "rebuildStrategy",
+    "entrypoint",
+    "cmd",
+    "build.docker.skipPush",
+    "build.docker.preferMinikube",
+    "build.docker.disableFallback",
+    "build.kaniko.namespace",
+    "build.kaniko.nodeSelector",
+    "build.kaniko.serviceAccount",
+    "build.kaniko.annotations",
+    "build.kaniko.labels",
+    "build.kaniko.resources",
+    "build.kaniko.pullSecret",
+    "build.kaniko.skipPullSecretMount",
+];
+
+/// Objects that are config structure (their fields are compared one by one); every other value,
+/// user maps like `buildArgs` included, is one field.
+const STRUCTURAL: &[&str] = &[
+    "build",
+    "build.docker",
+    "build.kaniko",
+    "build.custom",
+    "build.docker.options",
+    "build.kaniko.options",
+];
+
+/// A set of files and the hash over all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesInput {
+    /// `contextHash` or `customFilesHash`.
+    pub hash: String,
+    /// Sorted by path.
+    pub files: FileDigests,
+}
+
+impl FilesInput {
+    /// `onChange` files: the hash is [`files_hash`] of the list.
+    pub fn from_files(mut files: FileDigests) -> Self {
+        files.sort();
+        Self {
+            hash: files_hash(&files),
+            files,
+        }
+    }
+}
+
+/// What the builder-specific part of the decision looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuilderInputs {
+    /// Docker and kaniko: Dockerfile, entrypoint and context.
+    Dockerfile {
+        dockerfile_hash: String,
+        entrypoint_hash: String,
+        context: FilesInput,
+    },
+    /// The custom builder: its `onChange` files, `None` when it has no `onChange`.
+    Custom { on_change: Option<FilesInput> },
+}
+
+impl BuilderInputs {
+    /// Inputs of a docker/kaniko image from the final Dockerfile text (after override and
+    /// `FROM` rewrite), the effective entrypoint/cmd and the context hash with its file list.
+    pub fn dockerfile(
+        final_dockerfile: &str,
+        entrypoint: Option<&[String]>,
+        cmd: Option<&[String]>,
+        context_hash: String,
+        mut files: FileDigests,
+    ) -> Self {
+        files.sort();
+        Self::Dockerfile {
+            dockerfile_hash: dockerfile_hash(final_dockerfile),
+            entrypoint_hash: entrypoint_hash(entrypoint, cmd),
+            context: FilesInput {
+                hash: context_hash,
+                files,
+            },
+        }
+    }
+
+    /// The files hash this input is recorded under (`contextHash` or `customFilesHash`).
+    pub fn files(&self) -> Option<&FilesInput> {
+        match self {
+            BuilderInputs::Dockerfile { context, .. } => Some(context),
+            BuilderInputs::Custom { on_change } => on_change.as_ref(),
+        }
+    }
+}
+
+/// Everything a decision compares with the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionInputs {
+    pub image_config_hash: String,
+    /// Per-field hashes (see [`image_config_fields`]).
+    pub image_config_fields: IndexMap<String, String>,
+    /// Whether this run pushes the image (no `--skip-push`, no `skipPush`, not a local cluster).
+    pub push: bool,
+    pub builder: BuilderInputs,
+}
+
+impl DecisionInputs {
+    /// Hashes `config` (resolved, with `-t/--tag` overrides already applied) relative to
+    /// `project_root`.
+    pub fn new(
+        config: &ImageConfig,
+        project_root: &Path,
+        push: bool,
+        builder: BuilderInputs,
+    ) -> Self {
+        let image_config_fields = image_config_fields(config, project_root);
+        Self {
+            image_config_hash: combine_field_hashes(&image_config_fields),
+            image_config_fields,
+            push,
+            builder,
+        }
+    }
+}
+
+/// The outcome for one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Build it. `false` with [`Reason::NotPushedYet`] means push the recorded image only.
+    pub rebuild: bool,
+    pub reason: Reason,
+}
+
+impl Decision {
+    fn rebuild(reason: Reason) -> Self {
+        Self {
+            rebuild: true,
+            reason,
+        }
+    }
+
+    /// A skipped image whose recorded tag is gone from the local daemon.
+    pub fn missing_in_daemon() -> Self {
+        Self::rebuild(Reason::MissingInDaemon)
+    }
+
+    /// A skipped image whose recorded tag is gone from the registry.
+    pub fn missing_in_registry() -> Self {
+        Self::rebuild(Reason::MissingInRegistry)
+    }
+
+    /// Nothing to build, but the recorded image must be pushed.
+    pub fn push_only(&self) -> bool {
+        !self.rebuild && self.reason == Reason::NotPushedYet
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+/// Why an image is built, pushed or skipped; `Display` is what users read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// `skip (no change)`
+    NoChange,
+    /// `rebuild: --force-build`
+    ForceBuild,
+    /// `rebuild: never built` (no cache entry, or one without a tag)
+    NeverBuilt,
+    /// `rebuild: custom builder without onChange` (as DevSpace: every run)
+    CustomWithoutOnChange,
+    /// `rebuild: image config changed (tags, buildArgs)`; `fields` is empty when the cache does
+    /// not say which (written by another tool).
+    ImageConfigChanged { fields: Vec<String> },
+    /// `rebuild: entrypoint changed`
+    EntrypointChanged,
+    /// `rebuild: Dockerfile changed`
+    DockerfileChanged,
+    /// `rebuild: 3 files changed: src/a.rs, src/b.rs, +1`; all added, removed or modified
+    /// paths, sorted.
+    FilesChanged { files: Vec<String> },
+    /// `rebuild: build context changed`: the hash differs but no per-file list tells where
+    /// (cache written by another tool, or only modes or symlink targets changed).
+    ContextChanged,
+    /// `rebuild: image missing in local daemon`
+    MissingInDaemon,
+    /// `rebuild: image missing in registry`
+    MissingInRegistry,
+    /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
+    NotPushedYet,
+}
+
+impl Reason {
+    /// A stable identifier for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NoChange => "no-change",
+            Reason::ForceBuild => "force-build",
+            Reason::NeverBuilt => "never-built",
+            Reason::CustomWithoutOnChange => "custom-without-on-change",
+            Reason::ImageConfigChanged { .. } => "image-config-changed",
+            Reason::EntrypointChanged => "entrypoint-changed",
+            Reason::DockerfileChanged => "dockerfile-changed",
+            Reason::FilesChanged { .. } => "files-changed",
+            Reason::ContextChanged => "context-changed",
+            Reason::MissingInDaemon => "missing-in-daemon",
+            Reason::MissingInRegistry => "missing-in-registry",
+            Reason::NotPushedYet => "not-pushed-yet",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NoChange => f.write_str("skip (no change)"),
+            Reason::ForceBuild => f.write_str("rebuild: --force-build"),
+            Reason::NeverBuilt => f.write_str("rebuild: never built"),
+            Reason::CustomWithoutOnChange => {
+                f.write_str("rebuild: custom builder without onChange")
+            }
+            Reason::ImageConfigChanged { fields } if fields.is_empty() => {
+                f.write_str("rebuild: image config changed")
+            }
+            Reason::ImageConfigChanged { fields } => {
+                write!(f, "rebuild: image config changed ({})", fields.join(", "))
+            }
+            Reason::EntrypointChanged => f.write_str("rebuild: entrypoint changed"),
+            Reason::DockerfileChanged => f.write_str("rebuild: Dockerfile changed"),
+            Reason::FilesChanged { files } => {
+                let n = files.len();
+                write!(
+                    f,
+                    "rebuild: {n} file{} changed: ",
+                    if n == 1 { "" } else { "s" }
+                )?;
+                f.write_str(
+                    &files
+                        .iter()
+                        .take(2)
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )?;
+                if n > 2 {
+                    write!(f, ", +{}", n - 2)?;
+                }
+                Ok(())
+            }
+            Reason::ContextChanged => f.write_str("rebuild: build context changed"),
+            Reason::MissingInDaemon => f.write_str("rebuild: image missing in local daemon"),
+            Reason::MissingInRegistry => f.write_str("rebuild: image missing in registry"),
+            Reason::NotPushedYet => f.write_str("push: not pushed yet"),
+        }
+    }
+}
+
+/// Decides for one image. Checks in order: `--force-build`, never built, custom builder without
+/// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
+/// run pushes, whether the recorded build was pushed.
+///
+/// The changed-file list needs the cached file list ([`crate::build::cache::ImageRecord::files`]);
+/// [`needs_cached_files`] says when to load it.
+pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool) -> Decision {
+    if force {
+        return Decision::rebuild(Reason::ForceBuild);
+    }
+    let Some(cached) = cached.filter(|c| c.entry.tag.as_deref().is_some_and(|t| !t.is_empty()))
+    else {
+        return Decision::rebuild(Reason::NeverBuilt);
+    };
+    if matches!(inputs.builder, BuilderInputs::Custom { on_change: None }) {
+        return Decision::rebuild(Reason::CustomWithoutOnChange);
+    }
+    let entry = &cached.entry;
+    if entry.image_config_hash.as_deref() != Some(inputs.image_config_hash.as_str()) {
+        let fields = cached
+            .record
+            .as_ref()
+            .map(|r| changed_fields(&inputs.image_config_fields, &r.image_config_fields))
+            .unwrap_or_default();
+        return Decision::rebuild(Reason::ImageConfigChanged { fields });
+    }
+    let (cached_files_hash, files) = match &inputs.builder {
+        BuilderInputs::Dockerfile {
+            dockerfile_hash,
+            entrypoint_hash,
+            context,
+        } => {
+            if entry.entrypoint_hash.as_deref().unwrap_or("") != entrypoint_hash {
+                return Decision::rebuild(Reason::EntrypointChanged);
+            }
+            if entry.dockerfile_hash.as_deref() != Some(dockerfile_hash.as_str()) {
+                return Decision::rebuild(Reason::DockerfileChanged);
+            }
+            (&entry.context_hash, context)
+        }
+        BuilderInputs::Custom { on_change } => {
+            let Some(on_change) = on_change else {
+                return Decision::rebuild(Reason::CustomWithoutOnChange);
+            };
+            (&entry.custom_files_hash, on_change)
+        }
+    };
+    if cached_files_hash.as_deref() != Some(files.hash.as_str()) {
+        let changed = cached
+            .record
+            .as_ref()
+            .and_then(|r| r.files.as_ref())
+            .map(|old| changed_files(old, &files.files))
+            .unwrap_or_default();
+        return Decision::rebuild(if changed.is_empty() {
+            Reason::ContextChanged
+        } else {
+            Reason::FilesChanged { files: changed }
+        });
+    }
+    if inputs.push && cached.record.as_ref().is_some_and(|r| r.push.is_none()) {
+        return Decision {
+            rebuild: false,
+            reason: Reason::NotPushedYet,
+        };
+    }
+    Decision {
+        rebuild: false,
+        reason: Reason::NoChange,
+    }
+}
+
+/// Whether [`decide`] would name changed files if it had the cached file list: everything
+/// before the files check is unchanged and the files hash differs. Loading the list costs a
+/// read of the whole sidecar, so it is done only then.
+pub fn needs_cached_files(
+    inputs: &DecisionInputs,
+    cached: Option<&CachedImage>,
+    force: bool,
+) -> bool {
+    let Some(cached) = cached else {
+        return false;
+    };
+    let Some(files) = inputs.builder.files() else {
+        return false;
+    };
+    if cached.record.as_ref().is_some_and(|r| r.files.is_some()) {
+        return false;
+    }
+    let decision = decide(inputs, Some(cached), force);
+    decision.rebuild && decision.reason == Reason::ContextChanged && !files.files.is_empty()
+}
+
+/// Added, removed and modified paths between two lists sorted by path, sorted.
+pub fn changed_files(old: &[(String, String)], new: &[(String, String)]) -> Vec<String> {
+    let mut changed = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(a), Some(b)) if a.0 == b.0 => {
+                if a.1 != b.1 {
+                    changed.push(a.0.clone());
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(a), Some(b)) if a.0 < b.0 => {
+                changed.push(a.0.clone());
+                i += 1;
+            }
+            (Some(_), Some(b)) | (None, Some(b)) => {
+                changed.push(b.0.clone());
+                j += 1;
+            }
+            (Some(a), None) => {
+                changed.push(a.0.clone());
+                i += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    changed
+}
+
+/// Names of the fields whose hashes differ (present on one side only counts), in config
+/// order, shown by their last path segment (`build.docker.options.buildArgs` → `buildArgs`).
+pub fn changed_fields(
+    new: &IndexMap<String, String>,
+    old: &IndexMap<String, String>,
+) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let differing = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(*v))
+        .map(|(k, _)| k)
+        .chain(old.keys().filter(|k| !new.contains_key(*k)));
+    for path in differing {
+        let name = path.rsplit('.').next().unwrap_or(path).to_owned();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// SHA-256 as lowercase hex.
+pub fn sha256_hex(bytes: impl AsRef<[u8]>) -> String {
+    hex::encode(Sha256::digest(bytes.as_ref()))
+}
+
+/// `dockerfileHash`: the final Dockerfile text.
+pub fn dockerfile_hash(final_dockerfile: &str) -> String {
+    sha256_hex(final_dockerfile)
+}
+
+/// `entrypointHash`: empty when neither is set (or both are empty), otherwise the hash of
+/// `[entrypoint, cmd]` as JSON (`null` for unset).
+pub fn entrypoint_hash(entrypoint: Option<&[String]>, cmd: Option<&[String]>) -> String {
+    if entrypoint.is_none_or(<[String]>::is_empty) && cmd.is_none_or(<[String]>::is_empty) {
+        return String::new();
+    }
+    let pair = Value::Array(vec![
+        entrypoint.map_or(Value::Null, |e| Value::from(e.to_vec())),
+        cmd.map_or(Value::Null, |c| Value::from(c.to_vec())),
+    ]);
+    sha256_hex(pair.to_string())
+}
+
+/// `customFilesHash` (and any file-set hash): over `path NUL digest LF` of the list sorted by
+/// path, so the walk order never matters.
+pub fn files_hash(files: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = files.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for (path, digest) in sorted {
+        hasher.update(path.as_bytes());
+        hasher.update([0]);
+        hasher.update(digest.as_bytes());
+        hasher.update([b'\n']);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Per-field hashes of the resolved image config, in config order: field path (`tags`,
+/// `build.docker.options.buildArgs`, ...) → SHA-256 of the field's canonical JSON (object keys
+/// sorted). [`EXCLUDED_FIELDS`] are left out; `dockerfile` and `context` are relative to
+/// `project_root`.
+pub fn image_config_fields(config: &ImageConfig, project_root: &Path) -> IndexMap<String, String> {
+    let mut portable = config.clone();
+    portable.dockerfile = relative_path(&config.dockerfile, project_root).into();
+    portable.context = relative_path(&config.context, project_root).into();
+    let value = serde_json::to_value(&portable).unwrap_or(Value::Null);
+    let mut fields = IndexMap::new();
+    flatten("", &value, &mut fields);
+    fields
+}
+
+/// `imageConfigHash`: one hash over the per-field hashes.
+pub fn combine_field_hashes(fields: &IndexMap<String, String>) -> String {
+    let mut sorted: Vec<(&String, &String)> = fields.iter().collect();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for (path, hash) in sorted {
+        hasher.update(path.as_bytes());
+        hasher.update([b'=']);
+        hasher.update(hash.as_bytes());
+        hasher.update([b'\n']);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn flatten(prefix: &str, value: &Value, out: &mut IndexMap<String, String>) {
+    let Value::Object(map) = value else {
+        return;
+    };
+    for (key, child) in map {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if EXCLUDED_FIELDS.contains(&path.as_str()) {
+            continue;
+        }
+        if STRUCTURAL.contains(&path.as_str()) && child.is_object() {
+            flatten(&path, child, out);
+        } else {
+            out.insert(path, sha256_hex(canonical_json(child)));
+        }
+    }
+}
+
+/// JSON with object keys sorted at every level, so map order in the file does not matter.
+fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// `path` relative to `root` with `/` separators (`.` for the root itself, `../x` outside
+/// it); lexical, no file system access.
+pub fn relative_path(path: &Path, root: &Path) -> String {
+    let normal = |p: &Path| -> Vec<String> {
+        let mut parts: Vec<String> = Vec::new();
+        for c in p.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if parts.last().is_some_and(|l| l != "..") {
+                        parts.pop();
+                    } else {
+                        parts.push("..".into());
+                    }
+                }
+                other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+            }
+        }
+        parts
+    };
+    let (p, r) = (normal(path), normal(root));
+    if path.is_absolute() != root.is_absolute() {
+        return p.join("/");
+    }
+    let common = p.iter().zip(&r).take_while(|(a, b)| a == b).count();
+    let mut rel: Vec<&str> = vec![".."; r.len() - common];
+    rel.extend(p[common..].iter().map(String::as_str));
+    if rel.is_empty() {
+        ".".to_owned()
+    } else {
+        rel.join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::cache::{GeneratedImage, ImageRecord, PushRecord};
+    use crate::config::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
+    use std::path::PathBuf;
+
+    fn files(list: &[(&str, &str)]) -> FileDigests {
+        list.iter()
+            .map(|(p, d)| (p.to_string(), d.to_string()))
+            .collect()
+    }
+
+    fn config() -> ImageConfig {
+        ImageConfig {
+            image: "john/app".into(),
+            tags: vec!["v1".into()],
+            dockerfile: PathBuf::from("/proj/Dockerfile"),
+            context: PathBuf::from("/proj"),
+            build: BuildConfig {
+                docker: Some(DockerConfig {
+                    options: Some(BuildOptions {
+                        build_args: IndexMap::from([("A".to_owned(), Some("1".to_owned()))]),
+                        ..BuildOptions::default()
+                    }),
+                    ..DockerConfig::default()
+                }),
+                ..BuildConfig::default()
+            },
+            ..ImageConfig::default()
+        }
+    }
+
+    const DOCKERFILE: &str = "FROM alpine\n";
+    const CONTEXT: &[(&str, &str)] =
+        &[("Dockerfile", "d0"), ("src/a.rs", "a0"), ("src/b.rs", "b0")];
+
+    fn docker_inputs(
+        config: &ImageConfig,
+        dockerfile: &str,
+        ep: Option<&[String]>,
+        ctx: &[(&str, &str)],
+        push: bool,
+    ) -> DecisionInputs {
+        let ctx = files(ctx);
+        let hash = files_hash(&ctx);
+        DecisionInputs::new(
+            config,
+            Path::new("/proj"),
+            push,
+            BuilderInputs::dockerfile(dockerfile, ep, None, hash, ctx),
+        )
+    }
+
+    /// What a successful build with `inputs` would have recorded.
+    fn recorded(inputs: &DecisionInputs, pushed: bool) -> CachedImage {
+        let mut entry = GeneratedImage {
+            image_config_hash: Some(inputs.image_config_hash.clone()),
+            image_name: Some("john/app".into()),
+            tag: Some("v1".into()),
+            ..GeneratedImage::default()
+        };
+        match &inputs.builder {
+            BuilderInputs::Dockerfile {
+                dockerfile_hash,
+                entrypoint_hash,
+                context,
+            } => {
+                entry.dockerfile_hash = Some(dockerfile_hash.clone());
+                entry.entrypoint_hash = Some(entrypoint_hash.clone()).filter(|h| !h.is_empty());
+                entry.context_hash = Some(context.hash.clone());
+            }
+            BuilderInputs::Custom { on_change } => {
+                entry.custom_files_hash = on_change.as_ref().map(|f| f.hash.clone());
+            }
+        }
+        CachedImage {
+            entry,
+            record: Some(ImageRecord {
+                image_config_hash: inputs.image_config_hash.clone(),
+                image_config_fields: inputs.image_config_fields.clone(),
+                files_hash: inputs.builder.files().map(|f| f.hash.clone()),
+                tags: vec!["v1".into()],
+                push: pushed.then(|| PushRecord {
+                    registry: "docker.io".into(),
+                    digest: None,
+                }),
+                files: inputs.builder.files().map(|f| f.files.clone()),
+            }),
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let base = docker_inputs(&config(), DOCKERFILE, None, CONTEXT, true);
+        let built = recorded(&base, true);
+        let unpushed = recorded(&base, false);
+        let mut tags_and_args = config();
+        tags_and_args.tags = vec!["v2".into()];
+        tags_and_args
+            .build
+            .docker
+            .as_mut()
+            .unwrap()
+            .options
+            .as_mut()
+            .unwrap()
+            .build_args = IndexMap::from([("A".to_owned(), Some("2".to_owned()))]);
+        let mut no_tag = built.clone();
+        no_tag.entry.tag = None;
+        let mut foreign = built.clone();
+        foreign.record = None;
+        foreign.entry.image_config_hash = Some("devspace-go-hash".into());
+        let mut foreign_ctx = built.clone();
+        foreign_ctx.record = None;
+        foreign_ctx.entry.context_hash = Some("devspace-go-hash".into());
+        let mut moved_only_modes = base.clone();
+        if let BuilderInputs::Dockerfile { context, .. } = &mut moved_only_modes.builder {
+            context.hash = "other".into();
+        }
+        let ep = vec!["sleep".to_owned()];
+        let mut no_push = base.clone();
+        no_push.push = false;
+
+        let cases: Vec<(&str, DecisionInputs, Option<&CachedImage>, bool, &str)> = vec![
+            (
+                "no change",
+                base.clone(),
+                Some(&built),
+                false,
+                "skip (no change)",
+            ),
+            (
+                "force wins",
+                base.clone(),
+                Some(&built),
+                true,
+                "rebuild: --force-build",
+            ),
+            (
+                "no cache entry",
+                base.clone(),
+                None,
+                false,
+                "rebuild: never built",
+            ),
+            (
+                "entry without tag",
+                base.clone(),
+                Some(&no_tag),
+                false,
+                "rebuild: never built",
+            ),
+            (
+                "Dockerfile content",
+                docker_inputs(&config(), "FROM alpine:3\n", None, CONTEXT, true),
+                Some(&built),
+                false,
+                "rebuild: Dockerfile changed",
+            ),
+            (
+                "entrypoint before Dockerfile",
+                docker_inputs(
+                    &config(),
+                    "FROM alpine\nENTRYPOINT [\"sleep\"]\n",
+                    Some(&ep),
+                    CONTEXT,
+                    true,
+                ),
+                Some(&built),
+                false,
+                "rebuild: entrypoint changed",
+            ),
+            (
+                "one file modified",
+                docker_inputs(
+                    &config(),
+                    DOCKERFILE,
+                    None,
+                    &[("Dockerfile", "d0"), ("src/a.rs", "a1"), ("src/b.rs", "b0")],
+                    true,
+                ),
+                Some(&built),
+                false,
+                "rebuild: 1 file changed: src/a.rs",
+            ),
+            (
+                "added, removed, modified",
+                docker_inputs(
+                    &config(),
+                    DOCKERFILE,
+                    None,
+                    &[("Dockerfile", "d1"), ("src/a.rs", "a1"), ("src/c.rs", "c0")],
+                    true,
+                ),
+                Some(&built),
+                false,
+                "rebuild: 4 files changed: Dockerfile, src/a.rs, +2",
+            ),
+            (
+                "config fields named",
+                docker_inputs(&tags_and_args, DOCKERFILE, None, CONTEXT, true),
+                Some(&built),
+                false,
+                "rebuild: image config changed (tags, buildArgs)",
+            ),
+            (
+                "config changed, cache from another tool",
+                base.clone(),
+                Some(&foreign),
+                false,
+                "rebuild: image config changed",
+            ),
+            (
+                "context changed, no file list",
+                base.clone(),
+                Some(&foreign_ctx),
+                false,
+                "rebuild: build context changed",
+            ),
+            (
+                "context hash differs, files equal",
+                moved_only_modes,
+                Some(&built),
+                false,
+                "rebuild: build context changed",
+            ),
+            (
+                "pushing after a --skip-push build",
+                base.clone(),
+                Some(&unpushed),
+                false,
+                "push: not pushed yet",
+            ),
+            (
+                "not pushing, not pushed",
+                no_push,
+                Some(&unpushed),
+                false,
+                "skip (no change)",
+            ),
+        ];
+        for (name, inputs, cached, force, want) in cases {
+            let decision = decide(&inputs, cached, force);
+            assert_eq!(decision.to_string(), want, "case: {name}");
+            assert_eq!(
+                decision.rebuild,
+                want.starts_with("rebuild"),
+                "case: {name}"
+            );
+            assert_eq!(
+                decision.push_only(),
+                want.starts_with("push"),
+                "case: {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_builder_decisions() {
+        let mut custom = config();
+        custom.build = BuildConfig {
+            custom: Some(CustomConfig {
+                command: "./build.sh".into(),
+                on_change: vec!["src/**".into()],
+                ..CustomConfig::default()
+            }),
+            ..BuildConfig::default()
+        };
+        let on_change = |list: &[(&str, &str)]| {
+            DecisionInputs::new(
+                &custom,
+                Path::new("/proj"),
+                true,
+                BuilderInputs::Custom {
+                    on_change: Some(FilesInput::from_files(files(list))),
+                },
+            )
+        };
+        let base = on_change(&[("src/a.rs", "a0")]);
+        let built = recorded(&base, true);
+        let without = DecisionInputs::new(
+            &custom,
+            Path::new("/proj"),
+            true,
+            BuilderInputs::Custom { on_change: None },
+        );
+        let cases = [
+            ("unchanged", base.clone(), Some(&built), "skip (no change)"),
+            ("never built", base.clone(), None, "rebuild: never built"),
+            (
+                "file changed",
+                on_change(&[("src/a.rs", "a1")]),
+                Some(&built),
+                "rebuild: 1 file changed: src/a.rs",
+            ),
+            (
+                "file added",
+                on_change(&[("src/a.rs", "a0"), ("src/n.rs", "n")]),
+                Some(&built),
+                "rebuild: 1 file changed: src/n.rs",
+            ),
+            (
+                "no onChange",
+                without,
+                Some(&built),
+                "rebuild: custom builder without onChange",
+            ),
+        ];
+        for (name, inputs, cached, want) in cases {
+            assert_eq!(
+                decide(&inputs, cached, false).to_string(),
+                want,
+                "case: {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_display_table() {
+        let f = |n: usize| Reason::FilesChanged {
+            files: (0..n).map(|i| format!("f{i}")).collect(),
+        };
+        let cases = [
+            (Reason::NoChange, "skip (no change)"),
+            (Reason::ForceBuild, "rebuild: --force-build"),
+            (Reason::NeverBuilt, "rebuild: never built"),
+            (Reason::DockerfileChanged, "rebuild: Dockerfile changed"),
+            (f(1), "rebuild: 1 file changed: f0"),
+            (f(2), "rebuild: 2 files changed: f0, f1"),
+            (f(3), "rebuild: 3 files changed: f0, f1, +1"),
+            (f(12), "rebuild: 12 files changed: f0, f1, +10"),
+            (
+                Reason::ImageConfigChanged {
+                    fields: vec!["tags".into(), "buildArgs".into()],
+                },
+                "rebuild: image config changed (tags, buildArgs)",
+            ),
+            (
+                Reason::ImageConfigChanged { fields: vec![] },
+                "rebuild: image config changed",
+            ),
+            (Reason::EntrypointChanged, "rebuild: entrypoint changed"),
+            (
+                Reason::CustomWithoutOnChange,
+                "rebuild: custom builder without onChange",
+            ),
+            (Reason::ContextChanged, "rebuild: build context changed"),
+            (
+                Reason::MissingInDaemon,
+                "rebuild: image missing in local daemon",
+            ),
+            (
+                Reason::MissingInRegistry,
+                "rebuild: image missing in registry",
+            ),
+            (Reason::NotPushedYet, "push: not pushed yet"),
+        ];
+        let mut codes = std::collections::HashSet::new();
+        for (reason, want) in cases {
+            assert_eq!(reason.to_string(), want);
+            codes.insert(reason.code());
+        }
+        assert_eq!(codes.len(), 12, "every reason has its own code");
+        assert_eq!(
+            Decision::missing_in_daemon().to_string(),
+            "rebuild: image missing in local daemon"
+        );
+        assert!(Decision::missing_in_registry().rebuild);
+    }
+
+    #[test]
+    fn image_config_hash_ignores_what_does_not_change_the_image() {
+        let base = config();
+        let hash = |c: &ImageConfig, root: &str| {
+            DecisionInputs::new(
+                c,
+                Path::new(root),
+                true,
+                BuilderInputs::Custom { on_change: None },
+            )
+            .image_config_hash
+        };
+        let h0 = hash(&base, "/proj");
+        let mut same = base.clone();
+        same.create_pull_secret = Some(false);
+        same.prefer_sync_over_rebuild = Some(true);
+        same.entrypoint = Some(vec!["x".into()]);
+        let docker = same.build.docker.as_mut().unwrap();
+        docker.skip_push = Some(true);
+        docker.prefer_minikube = Some(false);
+        docker.disable_fallback = Some(true);
+        assert_eq!(hash(&same, "/proj"), h0, "excluded fields");
+
+        let mut moved = base.clone();
+        moved.dockerfile = PathBuf::from("/elsewhere/copy/Dockerfile");
+        moved.context = PathBuf::from("/elsewhere/copy");
+        assert_eq!(hash(&moved, "/elsewhere/copy"), h0, "moved checkout");
+
+        let mut reordered = base.clone();
+        let args = &mut reordered
+            .build
+            .docker
+            .as_mut()
+            .unwrap()
+            .options
+            .as_mut()
+            .unwrap()
+            .build_args;
+        args.insert("B".into(), None);
+        let h_with_b = hash(&reordered, "/proj");
+        let args = &mut reordered
+            .build
+            .docker
+            .as_mut()
+            .unwrap()
+            .options
+            .as_mut()
+            .unwrap()
+            .build_args;
+        args.shift_remove("A");
+        args.insert("A".into(), Some("1".into()));
+        assert_eq!(
+            hash(&reordered, "/proj"),
+            h_with_b,
+            "map order does not matter"
+        );
+        assert_ne!(h_with_b, h0);
+
+        for change in [
+            |c: &mut ImageConfig| c.image = "john/other".into(),
+            |c: &mut ImageConfig| c.dockerfile = PathBuf::from("/proj/other.Dockerfile"),
+            |c: &mut ImageConfig| c.append_dockerfile_instructions = vec!["RUN x".into()],
+            |c: &mut ImageConfig| {
+                c.build
+                    .docker
+                    .as_mut()
+                    .unwrap()
+                    .options
+                    .as_mut()
+                    .unwrap()
+                    .target = Some("t".into())
+            },
+        ] {
+            let mut c = base.clone();
+            change(&mut c);
+            assert_ne!(hash(&c, "/proj"), h0, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn hash_helpers() {
+        assert_eq!(entrypoint_hash(None, None), "");
+        assert_eq!(entrypoint_hash(Some(&[]), Some(&[])), "");
+        let ab = ["a".to_owned(), "b".to_owned()];
+        let joined = ["ab".to_owned()];
+        assert_ne!(
+            entrypoint_hash(Some(&ab), None),
+            entrypoint_hash(Some(&joined), None),
+            "unambiguous"
+        );
+        assert_ne!(
+            entrypoint_hash(Some(&ab), None),
+            entrypoint_hash(None, Some(&ab))
+        );
+        assert_eq!(
+            sha256_hex("string"),
+            "473287f8298dba7163a897908958f7c0eae733e25d2e027992ea2edc9bed2fa8"
+        );
+        let a = files(&[("b", "2"), ("a", "1")]);
+        let b = files(&[("a", "1"), ("b", "2")]);
+        assert_eq!(files_hash(&a), files_hash(&b), "order-independent");
+        assert_ne!(
+            files_hash(&a),
+            files_hash(&files(&[("a", "1"), ("b", "3")]))
+        );
+        assert_ne!(
+            files_hash(&files(&[("a", "1b")])),
+            files_hash(&files(&[("a1", "b")]))
+        );
+    }
+
+    #[test]
+    fn changed_files_and_fields() {
+        assert_eq!(
+            changed_files(
+                &files(&[("a", "1"), ("b", "1"), ("d", "1")]),
+                &files(&[("a", "1"), ("c", "1"), ("d", "2")])
+            ),
+            ["b", "c", "d"]
+        );
+        assert!(changed_files(&[], &[]).is_empty());
+        assert_eq!(changed_files(&[], &files(&[("x", "1")])), ["x"]);
+        let new = IndexMap::from([
+            ("tags".to_owned(), "1".to_owned()),
+            ("build.docker.options.buildArgs".to_owned(), "2".to_owned()),
+        ]);
+        let old = IndexMap::from([
+            ("tags".to_owned(), "1".to_owned()),
+            ("build.kaniko.options.buildArgs".to_owned(), "2".to_owned()),
+        ]);
+        assert_eq!(changed_fields(&new, &old), ["buildArgs"]);
+    }
+
+    #[test]
+    fn relative_paths() {
+        for (path, root, want) in [
+            ("/p/Dockerfile", "/p", "Dockerfile"),
+            ("/p", "/p", "."),
+            ("/p/./a/../b/Dockerfile", "/p/", "b/Dockerfile"),
+            ("/shared/base", "/p/app", "../../shared/base"),
+        ] {
+            assert_eq!(
+                relative_path(Path::new(path), Path::new(root)),
+                want,
+                "{path}"
+            );
+        }
+    }
+}
