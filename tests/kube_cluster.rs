@@ -10,9 +10,10 @@ use base64::Engine as _;
 use devspace::config::{Config, DeploymentConfig, ImageConfig};
 use devspace::kube::local::{KindLoad, kind_load, minikube_docker_env};
 use devspace::kube::{
-    KubeClient, KubeSettings, LazyKubeClient, PullSecretOptions, PullSecretReport,
-    RegistryCredentials, SecretAction, Tools, ensure_pull_secrets, plan_pull_secrets,
+    KubeClient, KubeSettings, LazyKubeClient, PullSecretOptions, PullSecretReport, SecretAction,
+    Tools, ensure_pull_secrets, plan_pull_secrets,
 };
+use devspace::registry::{Credential, Registry};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,18 +73,16 @@ fn project() -> Config {
 const LOCAL_PASSWORD: &str = "s3cr3t-local";
 const HUB_PASSWORD: &str = "s3cr3t-hub";
 
-fn credentials(local_password: &str) -> Vec<RegistryCredentials> {
+fn credentials(local_password: &str) -> Vec<(Registry, Credential)> {
     vec![
-        RegistryCredentials {
-            registry: "localhost:5000".into(),
-            username: "alice".into(),
-            password: local_password.into(),
-        },
-        RegistryCredentials {
-            registry: "https://index.docker.io/v1/".into(),
-            username: "john".into(),
-            password: HUB_PASSWORD.into(),
-        },
+        (
+            Registry::from_user_input("localhost:5000").expect("registry"),
+            Credential::new("alice", local_password),
+        ),
+        (
+            Registry::from_user_input("https://index.docker.io/v1/").expect("registry"),
+            Credential::new("john", HUB_PASSWORD),
+        ),
     ]
 }
 
