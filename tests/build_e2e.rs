@@ -943,6 +943,7 @@ images:
     let (out, report) = b.build_json(&[]);
     out.assert_success();
     assert_line(&out, "gen", "skip (no change)");
+    assert_line(&out, "always", "rebuild: custom builder without onChange");
     assert_eq!(status_of(&report, "gen"), "skipped");
     assert_eq!(status_of(&report, "always"), "built");
     assert_eq!(calls(&b)[2..], [always_call]);
