@@ -5,7 +5,7 @@
 use crate::cli::{BuildArgs, GlobalArgs, OutputFormat};
 use crate::config::{BuilderKind, Loaded};
 use crate::exit::ExitCode;
-use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Status};
+use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Stage, Status};
 use crate::pipeline::job::{Emitter, ImageFailure, ImageSuccess, RunSettings, Shared, run_image};
 use crate::pipeline::plan::{ImagePlan, plan};
 use crate::pipeline::schedule::{JobResult, Limits, run_jobs};
@@ -378,6 +378,7 @@ fn dispatch(ui: &mut Ui, logs: &mut HashMap<String, ImageLog>, ev: &Event) {
                 "devspace: pushed {tag} {}",
                 digest.as_deref().unwrap_or("")
             )),
+            ImageEvent::Stage(Stage::Building | Stage::Pushing) => log.open(),
             ImageEvent::Stage(_) | ImageEvent::Step { .. } => {}
         }
     }
