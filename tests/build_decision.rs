@@ -2,11 +2,12 @@
 //! Dockerfile override and `FROM` rewrite, content hashes, the skip decision and its reason,
 //! and committed cache entries surviving a reopen, a moved checkout and parallel writers.
 //!
-//! The per-file digests come from `build::on_change` (the same content hashing the context
-//! walker produces), so these tests do not depend on the context module.
+//! Contexts are scanned by `build::context` (walk, `.dockerignore`, stat cache) and reach the
+//! decision through `FilesInput::from_scan`.
 
 use devspace::build::cache::{BuildOutcome, Cache, PendingEntry, PushRecord};
-use devspace::build::decision::{BuilderInputs, DecisionInputs, FilesInput, files_hash};
+use devspace::build::context::scan_context;
+use devspace::build::decision::{BuilderInputs, DecisionInputs, FilesInput};
 use devspace::build::dockerfile::{self, Overrides};
 use devspace::build::on_change::on_change_files;
 use devspace::config::{BuildConfig, CustomConfig, ImageConfig};
@@ -26,6 +27,8 @@ fn write_project(root: &Path) {
         ("app/src/a.rs", "a"),
         ("app/src/b.rs", "b"),
         ("app/notes.md", "n"),
+        ("app/.dockerignore", "*.log\n"),
+        ("app/debug.log", "ignored"),
         ("tools/gen.sh", "#!/bin/sh\necho gen\n"),
     ] {
         let path = root.join(path);
@@ -62,13 +65,12 @@ fn app_inputs(root: &Path, base_tag: &str, push: bool) -> (DecisionInputs, Strin
     };
     let final_text =
         dockerfile::apply_overrides(&config.dockerfile, &rewritten, &overrides).unwrap();
-    let files = on_change_files(&config.context, &["**".into()]).unwrap();
+    let scan = scan_context(&config.context, &config.dockerfile, &root.join(".devspace")).unwrap();
     let builder = BuilderInputs::dockerfile(
         &final_text,
         config.entrypoint.as_deref(),
         config.cmd.as_deref(),
-        files_hash(&files),
-        files,
+        FilesInput::from_scan(&scan),
     );
     (
         DecisionInputs::new(&config, root, push, builder),
@@ -143,6 +145,21 @@ fn decisions_follow_the_project_through_its_life() {
     )
     .unwrap();
     assert_eq!(reason(root, "b1", true), "skip (no change)");
+    fs::write(root.join("app/debug.log"), "ignored by .dockerignore").unwrap();
+    assert_eq!(reason(root, "b1", true), "skip (no change)");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let script = root.join("app/src/b.rs");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            reason(root, "b1", true),
+            "rebuild: build context changed",
+            "mode only"
+        );
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(reason(root, "b1", true), "skip (no change)");
+    }
     fs::write(root.join("app/src/a.rs"), "a2").unwrap();
     fs::write(root.join("app/src/c.rs"), "c").unwrap();
     fs::remove_file(root.join("app/notes.md")).unwrap();

@@ -17,7 +17,7 @@
 //! A record is trusted only while it matches its `generated.yaml` entry (same config hash,
 //! files hash and tag): another tool rewriting the entry makes the record stale, not wrong.
 
-use crate::build::decision::{self, Decision, DecisionInputs, FileDigests};
+use crate::build::decision::{self, Decision, DecisionInputs, FileDigests, FilesInput};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -549,11 +549,11 @@ fn entry_for<'i>(
             entry.dockerfile_hash = Some(dockerfile_hash.clone());
             entry.entrypoint_hash = Some(entrypoint_hash.clone()).filter(|h| !h.is_empty());
             entry.context_hash = Some(context.hash.clone());
-            Some(&context.files)
+            Some(context.files())
         }
         decision::BuilderInputs::Custom { on_change } => {
             entry.custom_files_hash = on_change.as_ref().map(|f| f.hash.clone());
-            on_change.as_ref().map(|f| &f.files)
+            on_change.as_ref().map(FilesInput::files)
         }
     };
     (entry, files)
@@ -675,7 +675,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::{BuilderInputs, FilesInput, files_hash};
+    use crate::build::decision::{BuilderInputs, FilesInput};
     use crate::config::ImageConfig;
 
     fn inputs(files: &[(&str, &str)], tag_in_config: &str) -> DecisionInputs {
@@ -694,7 +694,7 @@ mod tests {
             &config,
             Path::new("/p"),
             true,
-            BuilderInputs::dockerfile("FROM alpine\n", None, None, files_hash(&files), files),
+            BuilderInputs::dockerfile("FROM alpine\n", None, None, FilesInput::from_files(files)),
         )
     }
 
