@@ -273,3 +273,53 @@ fn parallel_runs_of_several_images_keep_all_entries() {
         );
     }
 }
+
+/// Set in the child processes of [`separate_processes_never_lose_entries`].
+const CHILD_ROOT: &str = "DEVSPACE_TEST_CACHE_CHILD_ROOT";
+const CHILD_KEY: &str = "DEVSPACE_TEST_CACHE_CHILD_KEY";
+
+#[test]
+fn separate_processes_never_lose_entries() {
+    if let (Ok(root), Ok(key)) = (std::env::var(CHILD_ROOT), std::env::var(CHILD_KEY)) {
+        // Child: several commits, each a locked read-merge-write against the others.
+        let root = Path::new(&root);
+        for _ in 0..5 {
+            let (inputs, _) = app_inputs(root, "b1", true);
+            commit(&Cache::open(root), &key, inputs, true);
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_project(root);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "separate_processes_never_lose_entries",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ROOT, root)
+                .env(CHILD_KEY, format!("proc{i}"))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let cache = Cache::open(root);
+    assert!(cache.warnings().is_empty(), "{:?}", cache.warnings());
+    let (inputs, _) = app_inputs(root, "b1", true);
+    for i in 0..4 {
+        let key = format!("proc{i}");
+        assert_eq!(
+            cache.decide("", &key, &inputs, false).0.to_string(),
+            "skip (no change)",
+            "{key}"
+        );
+    }
+}

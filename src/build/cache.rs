@@ -327,6 +327,33 @@ impl Cache {
         })
     }
 
+    /// Drops the entries (and records) of `profile` whose image key is not in `keep`, as
+    /// DevSpace does before deploy when images were removed from the config. Returns the
+    /// removed keys.
+    pub fn retain_images(&self, profile: &str, keep: &[&str]) -> Result<Vec<String>, CacheError> {
+        let _guard = self.lock_dir()?;
+        let mut removed = Vec::new();
+        self.update_generated_locked(|generated| {
+            let images = object_at(generated, &["profiles", profile, "images"]);
+            images.retain(|key, _| {
+                let kept = keep.contains(&key.as_str());
+                if !kept {
+                    removed.push(key.clone());
+                }
+                kept
+            });
+        })?;
+        for key in &removed {
+            match fs::remove_file(self.record_path(profile, key)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    self.warn(format!("cache: cannot remove record of {key}: {e}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(removed)
+    }
+
     fn generated_path(&self) -> PathBuf {
         self.dir.join(GENERATED_FILE)
     }
@@ -890,6 +917,23 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("corrupt, ignored"))
         );
+    }
+
+    #[test]
+    fn retain_images_drops_removed_keys_and_their_records() {
+        let (dir, cache) = committed_api();
+        cache
+            .commit(
+                PendingEntry::new("", "worker", "w", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap();
+        assert_eq!(cache.retain_images("", &["worker"]).unwrap(), ["api"]);
+        let reopened = Cache::open(dir.path());
+        assert_eq!(reopened.cached("", "api"), None);
+        assert!(reopened.cached("", "worker").unwrap().record.is_some());
+        assert!(!cache.record_path("", "api").exists());
+        assert!(cache.retain_images("", &["worker"]).unwrap().is_empty());
     }
 
     #[test]

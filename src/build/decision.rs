@@ -19,8 +19,9 @@
 //! `entrypoint`/`cmd` (their own `entrypointHash`), `build.docker.skipPush` (push, which
 //! has its own decision), `build.docker.preferMinikube` and `build.docker.disableFallback`
 //! (where it is built: the existence check covers that), and the kaniko pod's scheduling and
-//! credentials (`namespace`, `nodeSelector`, `serviceAccount`, `annotations`, `labels`,
-//! `resources`, `pullSecret`, `skipPullSecretMount`). `tags` are included, as in DevSpace: a new
+//! credentials and its init container (`namespace`, `nodeSelector`, `serviceAccount`,
+//! `annotations`, `labels`, `resources`, `pullSecret`, `skipPullSecretMount`, `initImage`,
+//! `initEnv`). `tags` are included, as in DevSpace: a new
 //! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
 //! config passed in).
 
@@ -55,6 +56,8 @@ pub const EXCLUDED_FIELDS: &[&str] = &[
     "build.kaniko.resources",
     "build.kaniko.pullSecret",
     "build.kaniko.skipPullSecretMount",
+    "build.kaniko.initImage",
+    "build.kaniko.initEnv",
 ];
 
 /// Objects that are config structure (their fields are compared one by one); every other value,
@@ -247,6 +250,25 @@ impl Decision {
     /// Nothing to build, but the recorded image must be pushed.
     pub fn push_only(&self) -> bool {
         !self.rebuild && self.reason == Reason::NotPushedYet
+    }
+}
+
+/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files` or
+/// `fields` when the reason names them: the decision as the JSON report shows it.
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("rebuild", &self.rebuild)?;
+        map.serialize_entry("pushOnly", &self.push_only())?;
+        map.serialize_entry("code", self.reason.code())?;
+        map.serialize_entry("reason", &self.reason.to_string())?;
+        match &self.reason {
+            Reason::FilesChanged { files } => map.serialize_entry("files", files)?,
+            Reason::ImageConfigChanged { fields } => map.serialize_entry("fields", fields)?,
+            _ => {}
+        }
+        map.end()
     }
 }
 
@@ -1004,6 +1026,18 @@ mod tests {
             codes.insert(reason.code());
         }
         assert_eq!(codes.len(), 12, "every reason has its own code");
+        let json = serde_json::to_value(Decision::rebuild(f(3))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"rebuild": true, "pushOnly": false, "code": "files-changed",
+                "reason": "rebuild: 3 files changed: f0, f1, +1", "files": ["f0", "f1", "f2"]})
+        );
+        let json = serde_json::to_value(Decision {
+            rebuild: false,
+            reason: Reason::NotPushedYet,
+        })
+        .unwrap();
+        assert_eq!(json["pushOnly"], true);
         assert_eq!(
             Decision::missing_in_daemon().to_string(),
             "rebuild: image missing in local daemon"
