@@ -323,3 +323,93 @@ fn separate_processes_never_lose_entries() {
         );
     }
 }
+
+/// Builds `dockerfile` (up to `target`) with the real daemon (classic builder) and returns the
+/// image's `[Entrypoint, Cmd, Env]` as Docker recorded them.
+fn docker_config_of(dir: &Path, dockerfile: &str, target: Option<&str>) -> serde_json::Value {
+    use std::process::Command;
+    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    let tag = format!("devspace-test-override:{}", std::process::id());
+    let build = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .args(target.map(|t| format!("--target={t}")))
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "docker build failed:\n{dockerfile}\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let inspect = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "[{{json .Config.Entrypoint}},{{json .Config.Cmd}},{{json .Config.Env}}]",
+            &tag,
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", &tag])
+        .output();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    serde_json::from_slice(&inspect.stdout).unwrap()
+}
+
+#[test]
+fn docker_reads_the_overrides_exactly_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Dockerfile");
+    let awkward: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "echo \"quoted\" 'single' \\back\\slash $HOME `tick` ü\ttab",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let cmd = vec!["--flag=[x]".to_owned(), "{\"json\": true}".to_owned()];
+    let original = "FROM busybox:latest AS First\nENV STAGE=first\n\n# the second stage\nFROM busybox:latest\nENV STAGE=second\nENTRYPOINT [\"/bin/false\"]\n";
+
+    let overrides = Overrides {
+        entrypoint: Some(awkward.clone()),
+        cmd: Some(cmd.clone()),
+        append_instructions: vec!["ENV MARK=appended".into()],
+        target: None,
+    };
+    let text = dockerfile::apply_overrides(&path, original, &overrides).unwrap();
+    let got = docker_config_of(dir.path(), &text, None);
+    assert_eq!(got[0], serde_json::json!(awkward), "{text}");
+    assert_eq!(got[1], serde_json::json!(cmd), "{text}");
+    let env = got[2].to_string();
+    assert!(
+        env.contains("MARK=appended") && env.contains("STAGE=second"),
+        "{env}"
+    );
+
+    // With a target the text goes at the end of that stage (matched case-insensitively).
+    let overrides = Overrides {
+        entrypoint: Some(vec!["/bin/true".into()]),
+        cmd: None,
+        append_instructions: vec!["ENV MARK=in-first".into()],
+        target: Some("first".into()),
+    };
+    let text = dockerfile::apply_overrides(&path, original, &overrides).unwrap();
+    let got = docker_config_of(dir.path(), &text, Some("First"));
+    assert_eq!(got[0], serde_json::json!(["/bin/true"]), "{text}");
+    let env = got[2].to_string();
+    assert!(
+        env.contains("MARK=in-first") && env.contains("STAGE=first"),
+        "{env}"
+    );
+    assert!(
+        text.ends_with("ENTRYPOINT [\"/bin/false\"]\n"),
+        "second stage untouched: {text}"
+    );
+}
