@@ -66,7 +66,7 @@ fn app_inputs(root: &Path, base_tag: &str, push: bool) -> (DecisionInputs, Strin
     let final_text =
         dockerfile::apply_overrides(&config.dockerfile, &rewritten, &overrides).unwrap();
     let scan = scan_context(&config.context, &config.dockerfile, &root.join(".devspace")).unwrap();
-    let builder = BuilderInputs::dockerfile(
+    let builder = BuilderInputs::dockerfile_with(
         &final_text,
         config.entrypoint.as_deref(),
         config.cmd.as_deref(),

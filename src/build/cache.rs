@@ -721,7 +721,12 @@ mod tests {
             &config,
             Path::new("/p"),
             true,
-            BuilderInputs::dockerfile("FROM alpine\n", None, None, FilesInput::from_files(files)),
+            BuilderInputs::dockerfile_with(
+                "FROM alpine\n",
+                None,
+                None,
+                FilesInput::from_files(files),
+            ),
         )
     }
 

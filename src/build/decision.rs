@@ -167,9 +167,26 @@ pub enum BuilderInputs {
 
 impl BuilderInputs {
     /// Inputs of a docker/kaniko image from the final Dockerfile text (after override and
-    /// `FROM` rewrite), the effective entrypoint/cmd and the context's files
-    /// ([`FilesInput::from_scan`] for a scanned context).
+    /// `FROM` rewrite), the effective entrypoint/cmd, the context hash and its file list.
     pub fn dockerfile(
+        final_dockerfile: &str,
+        entrypoint: Option<&[String]>,
+        cmd: Option<&[String]>,
+        context_hash: String,
+        files: FileDigests,
+    ) -> Self {
+        Self::dockerfile_with(
+            final_dockerfile,
+            entrypoint,
+            cmd,
+            FilesInput::new(context_hash, files),
+        )
+    }
+
+    /// Like [`BuilderInputs::dockerfile`] with the context as a [`FilesInput`]; with
+    /// [`FilesInput::from_scan`] the per-file list is built only if a decision or a commit
+    /// needs it.
+    pub fn dockerfile_with(
         final_dockerfile: &str,
         entrypoint: Option<&[String]>,
         cmd: Option<&[String]>,
@@ -712,7 +729,7 @@ mod tests {
             config,
             Path::new("/proj"),
             push,
-            BuilderInputs::dockerfile(dockerfile, ep, None, FilesInput::new(hash, ctx)),
+            BuilderInputs::dockerfile(dockerfile, ep, None, hash, ctx),
         )
     }
 
