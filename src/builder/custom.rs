@@ -167,6 +167,7 @@ mod tests {
             image_tag_only: tag_only,
             skip_image_arg: skip,
             on_change: vec![],
+            ..Default::default()
         }
     }
 

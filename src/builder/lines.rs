@@ -65,6 +65,21 @@ pub fn parse_step(line: &str) -> Option<(u32, u32, &str)> {
     Some((n.parse().ok()?, m.parse().ok()?, text))
 }
 
+/// A BuildKit plain-progress step line: `#5 [2/3] RUN make` or `#7 [builder 2/5] RUN make`
+/// → `(2, 3, "RUN make")`. Internal vertices (`[internal] load ...`) have no counts.
+pub fn parse_buildkit_step(line: &str) -> Option<(u32, u32, &str)> {
+    let rest = line.strip_prefix('#')?;
+    let (vertex, rest) = rest.split_once(' ')?;
+    if vertex.is_empty() || !vertex.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let rest = rest.strip_prefix('[')?;
+    let (inside, text) = rest.split_once("] ")?;
+    let counts = inside.rsplit(' ').next()?;
+    let (n, m) = counts.split_once('/')?;
+    Some((n.parse().ok()?, m.parse().ok()?, text))
+}
+
 /// The container a classic-builder step runs in: ` ---> Running in 3f2a9c1d` → `3f2a9c1d`.
 pub fn parse_running_container(line: &str) -> Option<&str> {
     let id = line.trim().strip_prefix("---> Running in ")?.trim();
@@ -154,6 +169,29 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(parse_step(line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn buildkit_step_table() {
+        let cases = [
+            ("#5 [2/3] RUN make", Some((2, 3, "RUN make"))),
+            (
+                "#7 [builder 2/5] RUN go build",
+                Some((2, 5, "RUN go build")),
+            ),
+            (
+                "#4 [1/2] FROM docker.io/library/busybox",
+                Some((1, 2, "FROM docker.io/library/busybox")),
+            ),
+            ("#1 [internal] load build definition from Dockerfile", None),
+            ("#5 0.749 [2/3] not a step", None),
+            ("#5 DONE 1.1s", None),
+            ("Step 1/3 : FROM busybox", None),
+            ("# [1/2] FROM x", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse_buildkit_step(line), want, "{line}");
         }
     }
 

@@ -28,12 +28,13 @@ use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::model::ImageConfig;
 use crate::exit::ExitCode;
 
 pub use custom::CustomBuilder;
 pub use docker::{
-    DaemonError, DockerApiBuilder, DockerCliBuilder, DockerDaemon, DockerEndpoint, PushError,
-    PushRequest, PushedTag,
+    DaemonError, DockerApiBuilder, DockerCliBuilder, DockerDaemon, DockerEndpoint, DockerMode,
+    PushError, PushRequest, PushedTag,
 };
 
 /// The build context as an uncompressed tar, produced while it is sent.
@@ -66,6 +67,30 @@ pub struct BuildRequest {
 }
 
 impl BuildRequest {
+    /// The request for image `image_key` of the config: repository from `image`, build args,
+    /// target and network from the active builder's `options`. `tags` are the resolved tags
+    /// (first one recorded for deploy); `dockerfile_in_context` is where the (possibly
+    /// rewritten) Dockerfile sits inside the context tar.
+    pub fn for_image(
+        image_key: &str,
+        image: &ImageConfig,
+        tags: Vec<String>,
+        dockerfile_in_context: String,
+    ) -> Self {
+        let options = image.options();
+        Self {
+            image_key: image_key.to_string(),
+            repository: image.image.clone(),
+            tags,
+            dockerfile: dockerfile_in_context,
+            build_args: options.map(|o| o.build_args.clone()).unwrap_or_default(),
+            target: options.and_then(|o| o.target.clone()),
+            network: options.and_then(|o| o.network.clone()),
+            labels: IndexMap::new(),
+            registry_auths: HashMap::new(),
+        }
+    }
+
     /// `repository:tag` for every tag, in order.
     pub fn references(&self) -> Vec<String> {
         self.tags
@@ -237,12 +262,22 @@ pub enum BuildError {
         /// Image key.
         image: String,
     },
-    /// The program to run (`docker` CLI or a custom command) could not be found.
+    /// The custom build command could not be found.
     #[error("image {image}: command `{command}` not found (is it installed and on PATH?)")]
     CommandNotFound {
         /// Image key.
         image: String,
         /// The program as configured.
+        command: String,
+    },
+    /// The `docker` CLI (needed for `useBuildKit`, `args`, `useCli`) could not be found.
+    #[error(
+        "image {image}: the docker CLI `{command}` was not found (is it installed and on PATH?)"
+    )]
+    DockerCliNotFound {
+        /// Image key.
+        image: String,
+        /// The CLI program tried.
         command: String,
     },
     /// The program could not be started or talked to.
@@ -293,7 +328,7 @@ impl BuildError {
     /// A `hint:` line for the user, when there is a useful one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            BuildError::CommandNotFound { command, .. } if command.ends_with("docker") => Some(
+            BuildError::DockerCliNotFound { .. } => Some(
                 "install the Docker CLI, or remove `useBuildKit`/`args`/`useCli` to build through the Engine API"
                     .to_string(),
             ),
@@ -351,4 +386,81 @@ where
         }
     }
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{BuildConfig, BuildOptions, DockerConfig, KanikoConfig};
+
+    #[test]
+    fn request_for_image_takes_the_active_builders_options() {
+        let options = BuildOptions {
+            target: Some("prod".into()),
+            network: Some("host".into()),
+            build_args: IndexMap::from([("A".to_string(), Some("1".to_string()))]),
+        };
+        let docker_image = ImageConfig {
+            image: "127.0.0.1:5000/api".into(),
+            build: BuildConfig {
+                docker: Some(DockerConfig {
+                    options: Some(options.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = BuildRequest::for_image(
+            "api",
+            &docker_image,
+            vec!["v1".into(), "latest".into()],
+            "Dockerfile".into(),
+        );
+        assert_eq!(r.image_key, "api");
+        assert_eq!(r.repository, "127.0.0.1:5000/api");
+        assert_eq!(
+            r.references(),
+            ["127.0.0.1:5000/api:v1", "127.0.0.1:5000/api:latest"]
+        );
+        assert_eq!(r.target.as_deref(), Some("prod"));
+        assert_eq!(r.network.as_deref(), Some("host"));
+        assert_eq!(r.build_args, options.build_args);
+
+        let kaniko_image = ImageConfig {
+            image: "app".into(),
+            build: BuildConfig {
+                kaniko: Some(KanikoConfig {
+                    options: Some(options.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = BuildRequest::for_image("k", &kaniko_image, vec!["x".into()], "D".into());
+        assert_eq!(r.target.as_deref(), Some("prod"));
+
+        let plain = ImageConfig {
+            image: "app".into(),
+            ..Default::default()
+        };
+        let r = BuildRequest::for_image("p", &plain, vec!["x".into()], "Dockerfile".into());
+        assert!(r.build_args.is_empty() && r.target.is_none() && r.network.is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_registry_credentials() {
+        let mut r = BuildRequest::default();
+        r.registry_auths.insert(
+            "127.0.0.1:5000".into(),
+            DockerCredentials {
+                password: Some("hunter2-secret".into()),
+                ..Default::default()
+            },
+        );
+        let text = format!("{r:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("127.0.0.1:5000"));
+    }
 }

@@ -18,7 +18,7 @@ pub struct Config {
     #[serde(default)]
     pub images: IndexMap<String, ImageConfig>,
     /// Deployments in file order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployments: Vec<DeploymentConfig>,
     /// Sections this tool parses loosely and does not act on (`dev`, `hooks`, ...), kept
     /// verbatim so `print` can show them.
@@ -71,18 +71,20 @@ pub struct ImageConfig {
     /// v1beta10+: `default` | `always` | `ignoreContextChanges`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild_strategy: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BuildConfig::is_empty")]
     pub build: BuildConfig,
 }
 
 impl ImageConfig {
     /// Which builder runs this image, by DevSpace's priority
-    /// (`disabled` > `custom` > `docker` (kaniko fallback) > `kaniko`).
+    /// (`disabled` > `custom` > `buildKit` (5.x) > `docker` (kaniko fallback) > `kaniko`).
     pub fn builder_kind(&self) -> BuilderKind {
         if self.build.disabled == Some(true) {
             BuilderKind::Disabled
         } else if self.build.custom.is_some() {
             BuilderKind::Custom
+        } else if self.build.build_kit.is_some() {
+            BuilderKind::BuildKit
         } else if self.build.kaniko.is_some() && self.build.docker.is_none() {
             BuilderKind::Kaniko
         } else {
@@ -99,6 +101,11 @@ impl ImageConfig {
     pub fn options(&self) -> Option<&BuildOptions> {
         match self.builder_kind() {
             BuilderKind::Kaniko => self.build.kaniko.as_ref().and_then(|k| k.options.as_ref()),
+            BuilderKind::BuildKit => self
+                .build
+                .build_kit
+                .as_ref()
+                .and_then(|b| b.options.as_ref()),
             _ => self.build.docker.as_ref().and_then(|d| d.options.as_ref()),
         }
     }
@@ -111,6 +118,9 @@ pub enum BuilderKind {
     Docker,
     Kaniko,
     Custom,
+    /// 5.x `build.buildKit` (v1beta10+): `docker buildx`, locally or in the cluster.
+    #[serde(rename = "buildkit")]
+    BuildKit,
     Disabled,
 }
 
@@ -120,6 +130,7 @@ impl std::fmt::Display for BuilderKind {
             BuilderKind::Docker => "docker",
             BuilderKind::Kaniko => "kaniko",
             BuilderKind::Custom => "custom",
+            BuilderKind::BuildKit => "buildkit",
             BuilderKind::Disabled => "disabled",
         })
     }
@@ -135,8 +146,62 @@ pub struct BuildConfig {
     pub kaniko: Option<KanikoConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<CustomConfig>,
+    /// 5.x (v1beta10+) BuildKit builder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_kit: Option<BuildKitConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+}
+
+impl BuildConfig {
+    /// Nothing configured (the docker builder with defaults).
+    pub fn is_empty(&self) -> bool {
+        *self == BuildConfig::default()
+    }
+}
+
+/// `build.buildKit` (v1beta10+).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildKitConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_push: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer_minikube: Option<bool>,
+    /// Build in the cluster with a BuildKit deployment instead of the local `docker buildx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_cluster: Option<BuildKitInCluster>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Base command, default `["docker", "buildx"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BuildOptions>,
+}
+
+/// `build.buildKit.inCluster`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildKitInCluster {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_create: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_recreate: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_load: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_args: Vec<String>,
 }
 
 /// `build.docker`.
@@ -202,6 +267,12 @@ pub struct KanikoConfig {
     pub init_env: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub env: IndexMap<String, String>,
+    /// 5.x: `envFrom` sources of the kaniko container, kept verbatim.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub env_from: IndexMap<String, serde_json::Value>,
+    /// 5.x: pod tolerations, kept verbatim.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<BuildOptions>,
 }
@@ -226,6 +297,7 @@ pub struct KanikoAdditionalMount {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KanikoMountSource {
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<KeyToPath>,
@@ -237,7 +309,9 @@ pub struct KanikoMountSource {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyToPath {
+    #[serde(default)]
     pub key: String,
+    #[serde(default)]
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<i32>,
@@ -257,7 +331,12 @@ pub struct PodResources {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomConfig {
+    /// Executable (required unless `commands` gives one per OS).
+    #[serde(default)]
     pub command: String,
+    /// 5.x: a command per OS (`os` is a comma list like `linux,darwin`; empty = any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CustomCommand>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -271,6 +350,15 @@ pub struct CustomConfig {
     /// Glob patterns relative to the project root deciding rebuilds; empty → always rebuild.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_change: Vec<String>,
+}
+
+/// `build.custom.commands[]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomCommand {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
 }
 
 /// `options` shared by the docker and kaniko builders.
@@ -290,6 +378,7 @@ pub struct BuildOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentConfig {
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
@@ -359,6 +448,7 @@ pub struct HelmDeployment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmChart {
+    #[serde(default)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,

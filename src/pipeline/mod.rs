@@ -2,4 +2,6 @@
 //! single dispatcher owns.
 
 pub mod events;
+pub mod job;
+pub mod plan;
 pub mod schedule;

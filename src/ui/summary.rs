@@ -104,6 +104,74 @@ pub fn render(report: &BuildReport) -> String {
     out
 }
 
+fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The `build --dry-run` table: per image the decision and its reason, the tags it would use,
+/// the builder and the context size.
+pub fn render_dry_run(report: &BuildReport) -> String {
+    let header = ["IMAGE", "DECISION", "TAGS", "BUILDER", "CONTEXT"].map(String::from);
+    let rows: Vec<[String; 5]> = report
+        .images
+        .iter()
+        .map(|img| {
+            let tags = if img.tags.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{}:{}", img.image, img.tags.join(","))
+            };
+            let context = match (img.context_files, img.context_bytes) {
+                (Some(f), Some(b)) => format!("{f} files, {}", fmt_bytes(b)),
+                _ => "-".into(),
+            };
+            let reason = if img.status.is_failure() {
+                format!("{}: {}", img.status.label(), img.reason)
+            } else {
+                img.reason.clone()
+            };
+            [img.key.clone(), reason, tags, img.builder.clone(), context]
+        })
+        .collect();
+    table(&header, &rows)
+}
+
+fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String; N]| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
 /// The JSON report printed with `--output json`.
 pub fn render_json(report: &BuildReport) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

@@ -302,3 +302,259 @@ fn now_ns() -> i64 {
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::time::Duration;
+
+    /// Writes `files` (path → content; a trailing `/` makes a directory) below `root`,
+    /// with mtimes an hour in the past so the racy rule does not apply.
+    fn tree(root: &Path, files: &[(&str, &str)]) {
+        for (path, content) in files {
+            let full = root.join(path);
+            if path.ends_with('/') {
+                fs::create_dir_all(&full).unwrap();
+                continue;
+            }
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(&full, content).unwrap();
+            age(&full);
+        }
+    }
+
+    fn age(path: &Path) {
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+
+    /// A temporary copy of [`PROJECT`]: (guard, context dir, cache dir).
+    fn project() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        tree(&ctx, PROJECT);
+        let cache = ctx.join(".devspace");
+        (dir, ctx, cache)
+    }
+
+    fn rels(scan: &ContextScan) -> Vec<&str> {
+        scan.entries.iter().map(|e| e.rel.as_str()).collect()
+    }
+
+    const PROJECT: &[(&str, &str)] = &[
+        ("Dockerfile", "FROM busybox\n"),
+        (
+            ".dockerignore",
+            "*.log\nDockerfile\n.dockerignore\nbuild\n!build/keep\n",
+        ),
+        ("a.log", "x"),
+        ("sub/a.log", "kept: patterns are anchored at the root"),
+        ("src/main.rs", "fn main() {}\n"),
+        ("build/out.o", "o"),
+        ("build/keep", "k"),
+        (".devspace/generated.yaml", "x"),
+        ("empty/", ""),
+    ];
+
+    #[test]
+    fn scan_applies_dockerignore_and_always_sends_build_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        tree(&ctx, PROJECT);
+        std::os::unix::fs::symlink("src/main.rs", ctx.join("link")).unwrap();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        assert_eq!(
+            rels(&scan),
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "build/keep",
+                "empty",
+                "link",
+                "src",
+                "src/main.rs",
+                "sub",
+                "sub/a.log"
+            ]
+        );
+        assert_eq!(scan.dockerfile_rel.as_deref(), Some("Dockerfile"));
+        let link = scan.entries.iter().find(|e| e.rel == "link").unwrap();
+        assert_eq!(link.kind, EntryKind::Symlink("src/main.rs".into()));
+        assert_eq!(scan.file_count, 5);
+        assert_eq!(scan.stats.hashed_files, 5);
+        let digests: Vec<(&str, String)> = scan
+            .file_digests()
+            .map(|(rel, d)| (rel, d.to_string()))
+            .collect();
+        assert_eq!(digests[1].0, "Dockerfile");
+        assert_eq!(
+            digests[2],
+            (
+                "build/keep",
+                // sha256("k")
+                "8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn hash_is_independent_of_location_and_sensitive_to_content_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("elsewhere/two"));
+        tree(&one, PROJECT);
+        tree(&two, PROJECT);
+        let cache = dir.path().join("cache");
+        let scan = |ctx: &Path| scan_context(ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+        let first = scan(&one);
+        assert_eq!(first.hash, scan(&two).hash);
+
+        fs::write(two.join("a.log"), "ignored files do not count").unwrap();
+        assert_eq!(first.hash, scan(&two).hash);
+
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(two.join("src/main.rs"), fs::Permissions::from_mode(0o755)).unwrap();
+        let chmod = scan(&two);
+        assert_ne!(first.hash, chmod.hash);
+
+        fs::write(two.join("src/main.rs"), "fn main() { }\n").unwrap();
+        assert_ne!(chmod.hash, scan(&two).hash);
+    }
+
+    #[test]
+    fn unchanged_run_reads_no_file_and_edits_are_seen() {
+        let (_dir, ctx, cache) = project();
+        let scan = || scan_context(&ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+        let first = scan();
+        assert_eq!(first.stats.hashed_files, 5);
+        assert!(first.stats.cache_written);
+
+        let second = scan();
+        assert_eq!(
+            second.stats.hashed_files, 0,
+            "no-change run must not read files"
+        );
+        assert_eq!(second.stats.hashed_bytes, 0);
+        assert_eq!(second.stats.cached_files, 5);
+        assert!(!second.stats.cache_written, "nothing to rewrite");
+        assert_eq!(second.hash, first.hash);
+
+        // Same size, mtime restored: only ctime tells; the edit must still be seen.
+        let main = ctx.join("src/main.rs");
+        let before = fs::metadata(&main).unwrap().modified().unwrap();
+        fs::write(&main, "fn main() {x}\n").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&main)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let third = scan();
+        assert_eq!(third.stats.hashed_files, 1);
+        assert_ne!(third.hash, first.hash);
+    }
+
+    #[test]
+    fn racy_files_are_rehashed_until_older_than_the_cache() {
+        let (_dir, ctx, cache) = project();
+        fs::write(ctx.join("src/fresh.rs"), "just written").unwrap();
+        let scan = || scan_context(&ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+        scan();
+        let again = scan();
+        assert_eq!(
+            again.stats.hashed_files, 1,
+            "a file as new as the cache is re-hashed"
+        );
+        assert_eq!(again.stats.cached_files, 5);
+    }
+
+    #[test]
+    fn corrupt_or_foreign_stat_cache_is_ignored() {
+        let (dir, ctx, cache) = project();
+        let first = scan_context(&ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+        let file = statcache::cache_file(&cache, &first.root);
+        for junk in [&b"not a cache"[..], &[0u8; 4096][..], b""] {
+            fs::write(&file, junk).unwrap();
+            let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+            assert!(scan.stats.cache_ignored.is_some());
+            assert_eq!(scan.stats.hashed_files, 5);
+            assert_eq!(scan.hash, first.hash);
+        }
+        // A cache written for another directory, copied over ours.
+        let other = dir.path().join("other");
+        tree(&other, PROJECT);
+        let other_scan = scan_context(&other, &other.join("Dockerfile"), &cache).unwrap();
+        fs::copy(statcache::cache_file(&cache, &other_scan.root), &file).unwrap();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &cache).unwrap();
+        assert_eq!(
+            scan.stats.cache_ignored.as_deref(),
+            Some("written for another directory")
+        );
+        assert_eq!(scan.hash, first.hash);
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = scan_context(&missing, &missing.join("Dockerfile"), dir.path()).unwrap_err();
+        assert!(matches!(err, ContextError::ContextMissing { .. }));
+        assert!(
+            err.to_string().contains(&*missing.to_string_lossy()),
+            "{err}"
+        );
+
+        let file = dir.path().join("file");
+        fs::write(&file, "x").unwrap();
+        let err = scan_context(&file, &file, dir.path()).unwrap_err();
+        assert!(matches!(err, ContextError::NotADirectory { .. }), "{err}");
+
+        let ctx = dir.path().join("ctx");
+        tree(&ctx, &[(".dockerignore", "ok\n!\n")]);
+        let err = scan_context(&ctx, &ctx.join("Dockerfile"), dir.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(".dockerignore") && text.contains("illegal exclusion"),
+            "{text}"
+        );
+
+        let mut entries = vec![Entry {
+            rel: "gone".into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            size: 1,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            digest: None,
+        }];
+        let err = hash::hash_entries(&ctx, &mut entries, &[0]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&*ctx.join("gone").to_string_lossy()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dockerfile_outside_the_context_is_not_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        tree(&ctx, &[("sub/Dockerfile", "FROM x"), ("a", "")]);
+        fs::write(dir.path().join("Dockerfile"), "FROM y").unwrap();
+        let root = canonical_context(&ctx).unwrap();
+        assert_eq!(
+            dockerfile_in_context(&root, &dir.path().join("Dockerfile")),
+            None
+        );
+        assert_eq!(
+            dockerfile_in_context(&root, &ctx.join("sub/../sub/Dockerfile")).as_deref(),
+            Some("sub/Dockerfile")
+        );
+    }
+}

@@ -7,9 +7,10 @@
 //! format version or for another directory is ignored — never an error.
 //!
 //! Racy-git rule: the cache stores a stamp taken *before* the walk (minus a margin covering
-//! coarse file-system clocks); an entry whose mtime or ctime is not older than that stamp
-//! may have changed again within the same timestamp tick after it was hashed, so it is
-//! re-hashed on the next run instead of trusted.
+//! coarse file-system clocks); an entry whose mtime is not older than that stamp may have
+//! changed again within the same timestamp tick after it was hashed, so it is re-hashed on
+//! the next run instead of trusted. (ctime is compared for equality too, which also catches
+//! edits whose mtime was restored.)
 
 use super::{Digest, Entry, EntryKind};
 use sha2::{Digest as _, Sha256};
@@ -120,7 +121,7 @@ impl StatCache {
                     && r.ctime_ns == entry.ctime_ns
                     && r.inode == entry.inode
                     && r.mode == entry.mode
-                    && r.mtime_ns.max(r.ctime_ns) < self.stamp_ns
+                    && r.mtime_ns < self.stamp_ns
             });
             match (trusted, found) {
                 (true, Some(r)) => entry.digest = Some(Digest(r.digest)),

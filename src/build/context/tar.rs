@@ -320,3 +320,190 @@ impl Read for ExactReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::context::scan_context;
+    use futures_util::StreamExt;
+
+    /// Collects the stream; returns the bytes before the first error and that error.
+    async fn collect(
+        stream: impl Stream<Item = Result<Bytes, io::Error>>,
+    ) -> (Vec<u8>, Option<io::Error>, usize) {
+        let mut stream = std::pin::pin!(stream);
+        let mut bytes = Vec::new();
+        let mut error = None;
+        let mut items_after_error = 0;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) if error.is_none() => bytes.extend_from_slice(&chunk),
+                Ok(_) => items_after_error += 1,
+                Err(e) => {
+                    if error.is_some() {
+                        items_after_error += 1;
+                    }
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        (bytes, error, items_after_error)
+    }
+
+    /// (name, type byte, mode, uid, content or link target)
+    fn list(archive: &[u8]) -> Vec<(String, u8, u32, u64, String)> {
+        let mut out = Vec::new();
+        let mut archive = ::tar::Archive::new(archive);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let mut body = String::new();
+            if let Some(link) = entry.link_name().unwrap() {
+                body = link.to_string_lossy().into_owned();
+            } else {
+                entry.read_to_string(&mut body).unwrap();
+            }
+            out.push((
+                name,
+                header.entry_type().as_byte(),
+                header.mode().unwrap(),
+                header.uid().unwrap(),
+                body,
+            ));
+        }
+        out
+    }
+
+    async fn send_raw(
+        scan: &super::super::ContextScan,
+        options: TarOptions,
+    ) -> (Vec<u8>, Option<io::Error>, usize) {
+        collect(context_tar_stream(
+            scan.root.clone(),
+            scan.entries.clone(),
+            options,
+        ))
+        .await
+    }
+
+    /// Sends the scan with `dockerfile` handling and lists the archive (no error allowed).
+    async fn send(
+        scan: &super::super::ContextScan,
+        dockerfile: DockerfileEntry,
+    ) -> Vec<(String, u8, u32, u64, String)> {
+        let options = TarOptions {
+            dockerfile,
+            ..TarOptions::default()
+        };
+        let (bytes, error, _) = send_raw(scan, options).await;
+        assert!(error.is_none(), "{error:?}");
+        list(&bytes)
+    }
+
+    fn project() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("src")).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM busybox\n").unwrap();
+        std::fs::write(ctx.join(".dockerignore"), "*.tmp\n").unwrap();
+        std::fs::write(ctx.join("x.tmp"), "ignored").unwrap();
+        std::fs::write(ctx.join("src/big.bin"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(ctx.join("run.sh"), "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(ctx.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("../outside/target", ctx.join("src/link")).unwrap();
+        (dir, ctx)
+    }
+
+    #[tokio::test]
+    async fn archive_holds_the_scanned_entries_with_docker_headers() {
+        let (_dir, ctx) = project();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        let options = TarOptions {
+            chunk_size: 4096,
+            channel_capacity: 2,
+            ..TarOptions::default()
+        };
+        let (bytes, error, _) = send_raw(&scan, options).await;
+        assert!(error.is_none(), "{error:?}");
+        let entries = list(&bytes);
+        let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "run.sh",
+                "src/",
+                "src/big.bin",
+                "src/link"
+            ]
+        );
+        let run = &entries[2];
+        assert_eq!((run.1, run.2, run.3), (b'0', 0o755, 0));
+        assert_eq!(entries[3].1, b'5');
+        assert_eq!(entries[4].4.len(), 300_000);
+        assert_eq!(
+            (entries[5].1, entries[5].4.as_str()),
+            (b'2', "../outside/target")
+        );
+    }
+
+    #[tokio::test]
+    async fn dockerfile_can_be_replaced_or_added() {
+        let (_dir, ctx) = project();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        let replace = DockerfileEntry::Replace {
+            rel_path: "Dockerfile".into(),
+            content: Bytes::from_static(b"FROM busybox\nCMD [\"x\"]\n"),
+        };
+        let entries = send(&scan, replace).await;
+        assert_eq!(entries[1].0, "Dockerfile", "keeps its position");
+        assert_eq!(entries[1].4, "FROM busybox\nCMD [\"x\"]\n");
+
+        let name = random_dockerfile_name();
+        assert_eq!(name.len(), ".dockerfile.".len() + 20);
+        let extra = DockerfileEntry::Extra {
+            name: name.clone(),
+            content: Bytes::from_static(b"FROM outside\n"),
+        };
+        let entries = send(&scan, extra).await;
+        assert_eq!(
+            entries[0].4,
+            format!("*.tmp\n\n{name}\n"),
+            "listed in .dockerignore"
+        );
+        let last = entries.last().unwrap();
+        assert_eq!(
+            (last.0.as_str(), last.2, last.4.as_str()),
+            (name.as_str(), 0o600, "FROM outside\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn read_errors_end_the_stream_with_an_error_not_an_archive() {
+        let (_dir, ctx) = project();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        std::fs::remove_file(ctx.join("src/big.bin")).unwrap();
+        let options = TarOptions {
+            chunk_size: 512,
+            ..TarOptions::default()
+        };
+        let (bytes, error, after) = send_raw(&scan, options).await;
+        let error = error.expect("a vanished file must surface as an error");
+        assert!(error.to_string().contains("src/big.bin"), "{error}");
+        assert_eq!(after, 0, "nothing follows the error");
+        assert!(
+            !bytes.ends_with(&[0u8; 1024]),
+            "no end-of-archive marker may be sent after a failure"
+        );
+
+        // A file that shrank after the scan fails the same way.
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        std::fs::write(ctx.join("run.sh"), "#!").unwrap();
+        let (_, error, _) = send_raw(&scan, TarOptions::default()).await;
+        assert!(error.expect("changed file").to_string().contains("run.sh"));
+    }
+}

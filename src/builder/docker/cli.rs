@@ -57,7 +57,7 @@ impl DockerCliBuilder {
 
     /// The argv (after the program name) for `request`.
     pub fn argv(&self, request: &BuildRequest) -> Vec<String> {
-        cli_argv(request, &self.args)
+        cli_argv(request, self.buildkit, &self.args)
     }
 
     /// Runs `docker build … -` with `context` on stdin.
@@ -132,7 +132,7 @@ impl DockerCliBuilder {
                     image: image.clone(),
                 })
             }
-            Err(ProcessError::NotFound) => Err(BuildError::CommandNotFound {
+            Err(ProcessError::NotFound) => Err(BuildError::DockerCliNotFound {
                 image: image.clone(),
                 command,
             }),
@@ -167,11 +167,16 @@ impl ImageBuilder for DockerCliBuilder {
     }
 }
 
-/// `build [--build-arg K=V]… [--network N] --tag ref… --file F [--target T] [--label K=V]…
-/// <extra_args…> -` — DevSpace's order; build args without a value are skipped, labels are
-/// our addition so both build paths label images alike.
-pub fn cli_argv(request: &BuildRequest, extra_args: &[String]) -> Vec<String> {
+/// `build [--force-rm] [--build-arg K=V]… [--network N] --tag ref… --file F [--target T]
+/// [--label K=V]… <extra_args…> -` — DevSpace's order; build args without a value are
+/// skipped. Our additions: `--force-rm` for the classic builder, which otherwise leaves the
+/// container of a failed step behind (BuildKit leaves none), and labels, so both build paths
+/// label images alike.
+pub fn cli_argv(request: &BuildRequest, buildkit: bool, extra_args: &[String]) -> Vec<String> {
     let mut argv = vec!["build".to_string()];
+    if !buildkit {
+        argv.push("--force-rm".to_string());
+    }
     for (key, value) in &request.build_args {
         if let Some(value) = value {
             argv.push("--build-arg".to_string());
@@ -229,9 +234,10 @@ mod tests {
             dockerfile: "Dockerfile".into(),
             ..Default::default()
         };
-        let cases: Vec<(&BuildRequest, Vec<String>, Vec<&str>)> = vec![
+        let cases: Vec<(&BuildRequest, bool, Vec<String>, Vec<&str>)> = vec![
             (
                 &full,
+                true,
                 vec!["--no-cache".into(), "--squash opt".into()],
                 vec![
                     "build",
@@ -258,12 +264,21 @@ mod tests {
             ),
             (
                 &minimal,
+                false,
                 vec![],
-                vec!["build", "--tag", "app:abcde", "--file", "Dockerfile", "-"],
+                vec![
+                    "build",
+                    "--force-rm",
+                    "--tag",
+                    "app:abcde",
+                    "--file",
+                    "Dockerfile",
+                    "-",
+                ],
             ),
         ];
-        for (request, extra, want) in cases {
-            assert_eq!(cli_argv(request, &extra), want);
+        for (request, buildkit, extra, want) in cases {
+            assert_eq!(cli_argv(request, buildkit, &extra), want);
         }
     }
 }

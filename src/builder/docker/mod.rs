@@ -18,12 +18,58 @@ use std::time::Duration;
 use bollard::query_parameters::{InspectContainerOptions, RemoveContainerOptionsBuilder};
 use bollard::{API_DEFAULT_VERSION, Docker};
 
+use crate::builder::ImageBuilder;
+use crate::config::model::DockerConfig;
 use crate::exit::ExitCode;
 
 pub use api::DockerApiBuilder;
 pub use cli::{DockerCliBuilder, cli_argv};
 pub use endpoint::{DockerEndpoint, DockerEnv, EndpointSource, TlsFiles, resolve_endpoint};
 pub use push::{PushError, PushRequest, PushedTag};
+
+/// Which path a `build.docker` image takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerMode {
+    /// The Engine API (the default).
+    Api,
+    /// The `docker build` CLI, as DevSpace does for `useBuildKit`, non-empty `args`, or 5.x
+    /// `useCli`.
+    Cli {
+        /// Set `DOCKER_BUILDKIT=1`.
+        buildkit: bool,
+        /// The user's extra `docker build` arguments.
+        args: Vec<String>,
+    },
+}
+
+impl DockerMode {
+    /// The mode for an image's `build.docker` block (absent block: the API).
+    pub fn for_config(config: Option<&DockerConfig>) -> Self {
+        let Some(config) = config else {
+            return DockerMode::Api;
+        };
+        let buildkit = config.use_build_kit == Some(true);
+        if buildkit || !config.args.is_empty() || config.use_cli == Some(true) {
+            DockerMode::Cli {
+                buildkit,
+                args: config.args.clone(),
+            }
+        } else {
+            DockerMode::Api
+        }
+    }
+
+    /// The builder for this mode, talking to `daemon` (the CLI uses it to clean up after a
+    /// cancel and to read the image ID).
+    pub fn builder(&self, daemon: DockerDaemon) -> Box<dyn ImageBuilder> {
+        match self {
+            DockerMode::Api => Box::new(DockerApiBuilder::new(daemon)),
+            DockerMode::Cli { buildkit, args } => {
+                Box::new(DockerCliBuilder::new(*buildkit, args.clone()).with_daemon(daemon))
+            }
+        }
+    }
+}
 
 /// How long a ping may take before the daemon counts as unreachable.
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(3);
@@ -266,7 +312,16 @@ fn client_for(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Da
         source: Box::new(source),
     };
     let docker = if host.starts_with("unix://") {
-        Docker::connect_with_unix(host, secs, API_DEFAULT_VERSION).map_err(client_err)?
+        match Docker::connect_with_unix(host, secs, API_DEFAULT_VERSION) {
+            Ok(docker) => docker,
+            Err(bollard::errors::Error::SocketNotFoundError(path)) => {
+                return Err(DaemonError::Unreachable {
+                    endpoint: Box::new(endpoint.clone()),
+                    reason: format!("socket {path} does not exist"),
+                });
+            }
+            Err(e) => return Err(client_err(e)),
+        }
     } else if host.starts_with("tcp://")
         || host.starts_with("http://")
         || host.starts_with("https://")
@@ -303,6 +358,45 @@ fn client_for(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Da
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_mode_table() {
+        let cfg = |buildkit: Option<bool>, args: &[&str], cli: Option<bool>| DockerConfig {
+            use_build_kit: buildkit,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            use_cli: cli,
+            ..Default::default()
+        };
+        let cases = [
+            (None, DockerMode::Api),
+            (Some(cfg(None, &[], None)), DockerMode::Api),
+            (Some(cfg(Some(false), &[], Some(false))), DockerMode::Api),
+            (
+                Some(cfg(Some(true), &[], None)),
+                DockerMode::Cli {
+                    buildkit: true,
+                    args: vec![],
+                },
+            ),
+            (
+                Some(cfg(None, &["--no-cache"], None)),
+                DockerMode::Cli {
+                    buildkit: false,
+                    args: vec!["--no-cache".into()],
+                },
+            ),
+            (
+                Some(cfg(None, &[], Some(true))),
+                DockerMode::Cli {
+                    buildkit: false,
+                    args: vec![],
+                },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(DockerMode::for_config(config.as_ref()), want, "{config:?}");
+        }
+    }
 
     #[test]
     fn unreachable_hint_names_docker_host() {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DockerDaemon;
 use super::stream::{is_auth_error, parse_push_digest, registry_of};
-use crate::builder::{BuildEvent, EventSink};
+use crate::builder::{BuildEvent, BuildRequest, EventSink};
 use crate::exit::ExitCode;
 
 /// What to push.
@@ -29,6 +29,18 @@ pub struct PushRequest {
     pub tags: Vec<String>,
     /// Credentials for the registry of `repository`; `None` pushes anonymously.
     pub credentials: Option<DockerCredentials>,
+}
+
+impl PushRequest {
+    /// Pushes every tag of `request` with `credentials`.
+    pub fn for_build(request: &BuildRequest, credentials: Option<DockerCredentials>) -> Self {
+        Self {
+            image_key: request.image_key.clone(),
+            repository: request.repository.clone(),
+            tags: request.tags.clone(),
+            credentials,
+        }
+    }
 }
 
 impl fmt::Debug for PushRequest {

@@ -11,7 +11,8 @@ use bollard::models::BuildInfo;
 
 use crate::builder::BuildEvent;
 use crate::builder::lines::{
-    LineSplitter, LogTail, parse_removed_container, parse_running_container, parse_step,
+    LineSplitter, LogTail, parse_buildkit_step, parse_removed_container, parse_running_container,
+    parse_step,
 };
 
 /// Running state of one build's output.
@@ -85,11 +86,13 @@ impl BuildStreamState {
         } else if let Some(id) = parse_removed_container(&line) {
             self.live_containers.remove(id);
         }
-        let step = parse_step(&line).map(|(n, m, text)| BuildEvent::Step {
-            n,
-            m,
-            text: text.to_string(),
-        });
+        let step = parse_step(&line)
+            .or_else(|| parse_buildkit_step(&line))
+            .map(|(n, m, text)| BuildEvent::Step {
+                n,
+                m,
+                text: text.to_string(),
+            });
         events.push(BuildEvent::Log(line));
         events.extend(step);
     }

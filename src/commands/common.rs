@@ -1,0 +1,64 @@
+//! What several commands share: loading the config with cached variable answers, and the
+//! async runtime (created only by commands that need it, so `print` stays light).
+
+use crate::build::cache::Cache;
+use crate::cli::GlobalArgs;
+use crate::config::{self, Loaded};
+use crate::exit::ExitCode;
+
+/// Loads the config for `global`, using and then saving variable answers in
+/// `.devspace/generated.yaml` like DevSpace; prints errors and returns their exit code.
+pub fn load_config(global: &GlobalArgs) -> Result<Loaded, ExitCode> {
+    let mut opts =
+        super::print::load_options(global).map_err(|e| super::print::report_error(&e))?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let cache = config::find_config(&opts, home.as_deref())
+        .ok()
+        .and_then(|p| p.parent().map(Cache::open));
+    if let Some(cache) = &cache {
+        opts.cached_vars = cache.vars().into_iter().collect();
+    }
+    let loaded = config::load(&opts).map_err(|e| super::print::report_error(&e))?;
+    if !loaded.new_var_answers.is_empty()
+        && let Some(cache) = &cache
+        && let Err(e) = cache.set_vars(&loaded.new_var_answers.clone().into_iter().collect())
+    {
+        eprintln!("warning: cannot remember variable answers: {e}");
+    }
+    if !global.silent {
+        for w in &loaded.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if !loaded.unused_sections.is_empty() {
+        tracing::debug!(
+            "sections not used by this tool: {}",
+            loaded.unused_sections.join(", ")
+        );
+    }
+    Ok(loaded)
+}
+
+/// The tokio runtime for commands that talk to Docker, registries or Kubernetes.
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::Failure
+        })
+}
+
+/// Sets up `tracing` for `--debug` (debug level) or warnings only.
+pub fn init_tracing(global: &GlobalArgs) {
+    let level = if global.debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEVSPACE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("devspace={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

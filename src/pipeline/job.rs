@@ -1,0 +1,710 @@
+//! One image's pipeline: Dockerfile → overrides → context scan → decision → verify the
+//! skipped tag still exists → build → tag → push → cache commit. Sends typed events; prints
+//! nothing. The cache entry is committed only after the image was built and pushed.
+
+use crate::build::cache::{
+    BuildOutcome as CacheOutcome, Cache, CachedImage, PendingEntry, PushRecord,
+};
+use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
+use crate::build::decision::{BuilderInputs, Decision, DecisionInputs, FilesInput, Reason};
+use crate::build::{dockerfile, tag};
+use crate::builder::{
+    BuildEvent, BuildRequest, ContextBody, CustomBuilder, DaemonError, DockerApiBuilder,
+    DockerCliBuilder, DockerDaemon, EventSink, PushRequest,
+};
+use crate::config::{BuilderKind, ImageConfig};
+use crate::exit::ExitCode;
+use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
+use crate::pipeline::plan::ImagePlan;
+use crate::registry::client::RegistryClient;
+use crate::registry::credentials::{Credential, DockerConfig};
+use crate::registry::reference::{Reference, Registry};
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{OnceCell, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of one run that every job shares.
+#[derive(Debug, Clone, Default)]
+pub struct RunSettings {
+    /// Directory of `devspace.yaml`.
+    pub root: PathBuf,
+    /// Cache bucket (`profiles.<name>` in generated.yaml): the applied profiles, or "".
+    pub profile_key: String,
+    pub force_build: bool,
+    pub skip_push: bool,
+    /// `--dry-run`: decide only; never contact Docker or a registry.
+    pub dry_run: bool,
+}
+
+/// What every job shares: settings, the cache, the lazily connected daemon, credentials.
+pub struct Shared {
+    pub settings: RunSettings,
+    pub cache: Cache,
+    daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
+    credentials: OnceCell<Result<DockerConfig, String>>,
+    registry: OnceCell<Result<RegistryClient, String>>,
+    /// Credentials resolved per registry, so a helper runs once per registry and run.
+    resolved: tokio::sync::Mutex<HashMap<Registry, Option<Credential>>>,
+}
+
+impl Shared {
+    /// Shared state for a run; nothing is connected until a job needs it.
+    pub fn new(settings: RunSettings) -> Self {
+        let cache = Cache::open(&settings.root);
+        Shared {
+            settings,
+            cache,
+            daemon: OnceCell::new(),
+            credentials: OnceCell::new(),
+            registry: OnceCell::new(),
+            resolved: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn daemon(&self) -> Result<DockerDaemon, ImageFailure> {
+        let res = self
+            .daemon
+            .get_or_init(|| async { DockerDaemon::connect().await.map_err(Arc::new) })
+            .await;
+        match res {
+            Ok(d) => Ok(d.clone()),
+            Err(e) => Err(ImageFailure {
+                message: e.to_string(),
+                hints: e.hint().into_iter().collect(),
+                last_lines: Vec::new(),
+                exit: e.exit_code(),
+            }),
+        }
+    }
+
+    async fn docker_config(&self) -> Result<&DockerConfig, ImageFailure> {
+        let res = self
+            .credentials
+            .get_or_init(|| async { DockerConfig::load().map_err(|e| e.to_string()) })
+            .await;
+        res.as_ref().map_err(|e| ImageFailure::plain(e.clone()))
+    }
+
+    async fn registry_client(&self) -> Result<&RegistryClient, ImageFailure> {
+        let res = self
+            .registry
+            .get_or_init(|| async {
+                RegistryClient::new(Default::default()).map_err(|e| e.to_string())
+            })
+            .await;
+        res.as_ref().map_err(|e| ImageFailure::plain(e.clone()))
+    }
+
+    /// Credentials for `registry`, resolved like Docker (helpers run on a blocking thread).
+    async fn credential_for(
+        &self,
+        registry: &Registry,
+    ) -> Result<Option<Credential>, ImageFailure> {
+        // Held across the lookup: parallel images of one registry wait for one helper run.
+        let mut resolved = self.resolved.lock().await;
+        if let Some(c) = resolved.get(registry) {
+            return Ok(c.clone());
+        }
+        let config = self.docker_config().await?.clone();
+        let reg = registry.clone();
+        let credential = tokio::task::spawn_blocking(move || config.resolve(&reg))
+            .await
+            .map_err(|e| ImageFailure::plain(format!("credential lookup failed: {e}")))?
+            .map_err(|e| ImageFailure {
+                message: e.to_string(),
+                hints: e.hint().into_iter().collect(),
+                last_lines: Vec::new(),
+                exit: ExitCode::Auth,
+            })?;
+        resolved.insert(registry.clone(), credential.clone());
+        Ok(credential)
+    }
+}
+
+/// A successful image job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSuccess {
+    pub status: Status,
+    /// The decision's reason (`skip (no change)`, `rebuild: ...`).
+    pub reason: String,
+    /// Tags of the image now (fresh when built, recorded when skipped).
+    pub tags: Vec<String>,
+    pub digest: Option<String>,
+    pub pushed: bool,
+    /// (files, bytes) of the context, when scanned.
+    pub context: Option<(u64, u64)>,
+}
+
+/// A failed image job: the message, hints, the last log lines and the exit code class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFailure {
+    pub message: String,
+    pub hints: Vec<String>,
+    pub last_lines: Vec<String>,
+    pub exit: ExitCode,
+}
+
+impl ImageFailure {
+    fn plain(message: impl Into<String>) -> Self {
+        ImageFailure {
+            message: message.into(),
+            hints: Vec::new(),
+            last_lines: Vec::new(),
+            exit: ExitCode::Failure,
+        }
+    }
+}
+
+/// Sends events for one image.
+#[derive(Clone)]
+pub struct Emitter {
+    key: String,
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Emitter {
+    /// An emitter for image `key` into the dispatcher's channel.
+    pub fn new(key: &str, tx: mpsc::UnboundedSender<Event>) -> Self {
+        Emitter {
+            key: key.to_string(),
+            tx,
+        }
+    }
+
+    fn send(&self, kind: ImageEvent) {
+        let _ = self.tx.send(Event {
+            image: self.key.clone(),
+            kind,
+        });
+    }
+
+    /// Builder events → pipeline events.
+    fn sink(&self) -> EventSink {
+        let this = self.clone();
+        EventSink::new(move |ev| match ev {
+            BuildEvent::Log(line) => this.send(ImageEvent::Log(line)),
+            BuildEvent::Step { n, m, text } => this.send(ImageEvent::Step { n, total: m, text }),
+            BuildEvent::Pushing { tag } => this.send(ImageEvent::Log(format!("pushing {tag}"))),
+            BuildEvent::PushProgress { .. } | BuildEvent::ContextSent { .. } => {}
+            BuildEvent::Pushed { tag, digest } => this.send(ImageEvent::Pushed { tag, digest }),
+        })
+    }
+}
+
+/// The inputs computed before deciding.
+struct Prepared {
+    inputs: DecisionInputs,
+    /// Final Dockerfile text and how it enters the tar (docker/kaniko only).
+    dockerfile: Option<(String, DockerfileEntry, String)>,
+    scan: Option<context::ContextScan>,
+}
+
+/// Whether this image is pushed in this run.
+fn wants_push(image: &ImageConfig, kind: BuilderKind, settings: &RunSettings) -> bool {
+    kind != BuilderKind::Custom
+        && !settings.skip_push
+        && image.build.docker.as_ref().and_then(|d| d.skip_push) != Some(true)
+        && image.build.build_kit.as_ref().and_then(|b| b.skip_push) != Some(true)
+}
+
+fn prepare(
+    plan: &ImagePlan,
+    fresh_from: &HashMap<String, String>,
+    settings: &RunSettings,
+    push: bool,
+) -> Result<Prepared, ImageFailure> {
+    let image = &plan.config;
+    let root = &settings.root;
+    match plan.builder {
+        BuilderKind::Custom => {
+            let custom = image.build.custom.clone().unwrap_or_default();
+            let on_change = if custom.on_change.is_empty() {
+                None
+            } else {
+                let files = crate::build::on_change::on_change_files(root, &custom.on_change)
+                    .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
+                Some(FilesInput::from_files(files))
+            };
+            Ok(Prepared {
+                inputs: DecisionInputs::new(image, root, push, BuilderInputs::Custom { on_change }),
+                dockerfile: None,
+                scan: None,
+            })
+        }
+        _ => {
+            let df_path = &image.dockerfile;
+            let text = std::fs::read_to_string(df_path).map_err(|e| ImageFailure {
+                message: format!(
+                    "image {}: cannot read Dockerfile {}: {e}",
+                    plan.key,
+                    df_path.display()
+                ),
+                hints: vec![format!(
+                    "set `images.{}.dockerfile` in devspace.yaml (paths are relative to {})",
+                    plan.key,
+                    root.display()
+                )],
+                last_lines: Vec::new(),
+                exit: ExitCode::Failure,
+            })?;
+            let options = image.options().cloned().unwrap_or_default();
+            let dferr = |e: dockerfile::DockerfileError| {
+                ImageFailure::plain(format!("image {}: {e}", plan.key))
+            };
+            let text = dockerfile::rewrite_from(df_path, &text, &options.build_args, fresh_from)
+                .map_err(dferr)?;
+            let overrides = dockerfile::Overrides {
+                entrypoint: image.entrypoint.clone(),
+                cmd: image.cmd.clone(),
+                append_instructions: image.append_dockerfile_instructions.clone(),
+                target: options.target.clone(),
+            };
+            let final_text =
+                dockerfile::apply_overrides(df_path, &text, &overrides).map_err(dferr)?;
+            let scan = context::scan_context(&image.context, df_path, &root.join(".devspace"))
+                .map_err(|e| ImageFailure {
+                    message: format!("image {}: {e}", plan.key),
+                    hints: Vec::new(),
+                    last_lines: Vec::new(),
+                    exit: ExitCode::Failure,
+                })?;
+            let files: Vec<(String, String)> = scan
+                .file_digests()
+                .map(|(p, d)| (p.to_string(), d.to_string()))
+                .collect();
+            let builder = BuilderInputs::dockerfile(
+                &final_text,
+                image.entrypoint.as_deref(),
+                image.cmd.as_deref(),
+                scan.hash.to_string(),
+                files,
+            );
+            let (entry, name) = match &scan.dockerfile_rel {
+                Some(rel) => (
+                    DockerfileEntry::Replace {
+                        rel_path: rel.clone(),
+                        content: final_text.clone().into(),
+                    },
+                    rel.clone(),
+                ),
+                None => {
+                    let name = context::tar::random_dockerfile_name();
+                    (
+                        DockerfileEntry::Extra {
+                            name: name.clone(),
+                            content: final_text.clone().into(),
+                        },
+                        name,
+                    )
+                }
+            };
+            Ok(Prepared {
+                inputs: DecisionInputs::new(image, root, push, builder),
+                dockerfile: Some((final_text, entry, name)),
+                scan: Some(scan),
+            })
+        }
+    }
+}
+
+/// The recorded tags of a cached image (all tags when our record has them).
+fn recorded_tags(cached: Option<&CachedImage>) -> Vec<String> {
+    let Some(c) = cached else { return Vec::new() };
+    match &c.record {
+        Some(r) if !r.tags.is_empty() => r.tags.clone(),
+        _ => c.entry.tag.iter().cloned().collect(),
+    }
+}
+
+/// Runs one image's pipeline. `deps` holds the results of the images it builds `FROM`.
+pub async fn run_image(
+    shared: Arc<Shared>,
+    plan: ImagePlan,
+    deps: IndexMap<String, (String, ImageSuccess)>,
+    emit: Emitter,
+    cancel: CancellationToken,
+) -> Result<ImageSuccess, ImageFailure> {
+    let settings = &shared.settings;
+    let image = plan.config.clone();
+    let push = wants_push(&image, plan.builder, settings);
+    emit.send(ImageEvent::Stage(Stage::Hashing));
+
+    let fresh_from: HashMap<String, String> = deps
+        .values()
+        .filter_map(|(repo, s)| {
+            s.tags
+                .first()
+                .map(|t| (repo.clone(), format!("{repo}:{t}")))
+        })
+        .collect();
+    let prepared = {
+        let p = plan.clone();
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || prepare(&p, &fresh_from, &settings, push))
+            .await
+            .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))??
+    };
+    let context_size = prepared
+        .scan
+        .as_ref()
+        .map(|s| (s.file_count as u64, s.total_bytes));
+    let (mut decision, cached) = {
+        let (d, c) = shared.cache.decide(
+            &settings.profile_key,
+            &plan.key,
+            &prepared.inputs,
+            settings.force_build,
+        );
+        (d, c)
+    };
+    // A dependency that was rebuilt in this run means a new base: rebuild too.
+    if !decision.rebuild
+        && let Some((dep_key, _)) = deps.iter().find(|(_, (_, s))| s.status == Status::Built)
+    {
+        decision = Decision {
+            rebuild: true,
+            reason: Reason::ImageConfigChanged {
+                fields: vec![format!("FROM {dep_key}")],
+            },
+        };
+    }
+    let mut push_only = decision.push_only();
+    let mut reason = decision.to_string();
+    let mut tags = recorded_tags(cached.as_ref());
+
+    if settings.dry_run {
+        emit.send(ImageEvent::Decision {
+            rebuild: decision.rebuild || push_only,
+            reason: reason.clone(),
+        });
+        let tags = if decision.rebuild {
+            tag::resolve_tags(
+                &image.image,
+                &image.tags,
+                None,
+                image.tags_append_random == Some(true),
+                &mut rand::rng(),
+            )
+            .unwrap_or_default()
+        } else {
+            tags
+        };
+        return Ok(ImageSuccess {
+            status: if decision.rebuild || push_only {
+                Status::WouldBuild
+            } else {
+                Status::Skipped
+            },
+            reason,
+            tags,
+            digest: None,
+            pushed: false,
+            context: context_size,
+        });
+    }
+
+    // Trust, but verify: a skipped image must still exist where it is used.
+    if !decision.rebuild && plan.builder != BuilderKind::Custom {
+        emit.send(ImageEvent::Stage(Stage::Verifying));
+        let first = tags.first().cloned().unwrap_or_default();
+        let reference = format!("{}:{first}", image.image);
+        if push && !push_only {
+            match registry_has(&shared, &image.image, &first).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let daemon = shared.daemon().await?;
+                    if daemon.image_exists(&reference).await.unwrap_or(false) {
+                        push_only = true;
+                        reason = "push: image missing in registry".to_string();
+                    } else {
+                        decision = Decision::missing_in_registry();
+                        reason = decision.to_string();
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            let daemon = shared.daemon().await?;
+            let exists = daemon
+                .image_exists(&reference)
+                .await
+                .map_err(|e| ImageFailure {
+                    message: e.to_string(),
+                    hints: e.hint().into_iter().collect(),
+                    last_lines: Vec::new(),
+                    exit: e.exit_code(),
+                })?;
+            if !exists {
+                push_only = false;
+                decision = Decision::missing_in_daemon();
+                reason = decision.to_string();
+            }
+        }
+    }
+    emit.send(ImageEvent::Decision {
+        rebuild: decision.rebuild || push_only,
+        reason: reason.clone(),
+    });
+
+    if !decision.rebuild && !push_only {
+        return Ok(ImageSuccess {
+            status: Status::Skipped,
+            reason,
+            digest: cached
+                .as_ref()
+                .and_then(|c| c.record.as_ref())
+                .and_then(|r| r.push.as_ref())
+                .and_then(|p| p.digest.clone()),
+            pushed: false,
+            tags,
+            context: context_size,
+        });
+    }
+
+    let pending = PendingEntry::new(
+        &settings.profile_key,
+        &plan.key,
+        &image.image,
+        prepared.inputs.clone(),
+    );
+    let sink = emit.sink();
+    if decision.rebuild {
+        tags = tag::resolve_tags(
+            &image.image,
+            &image.tags,
+            None,
+            image.tags_append_random == Some(true),
+            &mut rand::rng(),
+        )
+        .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
+        if let Some(prev) = cached.as_ref().and_then(|c| c.entry.tag.clone())
+            && tags.first() == Some(&prev)
+        {
+            emit.send(ImageEvent::Note(format!(
+                "rebuilt image {}:{prev} has the same tag as the last build; a deployment may not pick it up",
+                image.image
+            )));
+        }
+        emit.send(ImageEvent::Stage(Stage::Building));
+        build(&shared, &plan, &tags, prepared, &sink, &cancel).await?;
+    }
+
+    let mut digest = None;
+    let mut pushed = false;
+    if push {
+        emit.send(ImageEvent::Stage(Stage::Pushing));
+        digest = push_tags(&shared, &plan, &tags, &sink, &cancel).await?;
+        pushed = true;
+    }
+    let registry = Registry::of_image(&image.image)
+        .map(|r| r.host().to_string())
+        .unwrap_or_default();
+    shared
+        .cache
+        .commit(
+            pending,
+            CacheOutcome {
+                tags: tags.clone(),
+                push: pushed.then(|| PushRecord {
+                    registry,
+                    digest: digest.clone(),
+                }),
+            },
+        )
+        .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
+    Ok(ImageSuccess {
+        status: if decision.rebuild {
+            Status::Built
+        } else {
+            Status::Pushed
+        },
+        reason,
+        tags,
+        digest,
+        pushed,
+        context: context_size,
+    })
+}
+
+/// Whether `image:tag` exists in its registry, asked with the user's credentials.
+async fn registry_has(shared: &Shared, image: &str, tag: &str) -> Result<bool, ImageFailure> {
+    let reference = Reference::parse(&format!("{image}:{tag}"))
+        .map_err(|e| ImageFailure::plain(format!("image {image}: {e}")))?;
+    let registry = reference.registry();
+    let credential = shared.credential_for(&registry).await?;
+    let client = shared.registry_client().await?;
+    client
+        .manifest_exists(&reference, credential.as_ref())
+        .await
+        .map(|d| d.is_some())
+        .map_err(|e| ImageFailure {
+            message: e.to_string(),
+            hints: e.hint().into_iter().collect(),
+            last_lines: Vec::new(),
+            exit: e.exit_code(),
+        })
+}
+
+async fn build(
+    shared: &Shared,
+    plan: &ImagePlan,
+    tags: &[String],
+    prepared: Prepared,
+    sink: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<(), ImageFailure> {
+    let image = &plan.config;
+    let options = image.options().cloned().unwrap_or_default();
+    let mut labels = IndexMap::new();
+    labels.insert("dev.devspace.image-key".to_string(), plan.key.clone());
+    let request = BuildRequest {
+        image_key: plan.key.clone(),
+        repository: image.image.clone(),
+        tags: tags.to_vec(),
+        dockerfile: prepared
+            .dockerfile
+            .as_ref()
+            .map(|(_, _, name)| name.clone())
+            .unwrap_or_default(),
+        build_args: options.build_args.clone(),
+        target: options.target.clone(),
+        network: options.network.clone(),
+        labels,
+        registry_auths: HashMap::new(),
+    };
+    let build_err = |e: crate::builder::BuildError| ImageFailure {
+        message: e.to_string(),
+        hints: e.hint().into_iter().collect(),
+        last_lines: e.last_lines().to_vec(),
+        exit: e.exit_code(),
+    };
+    match plan.builder {
+        BuilderKind::Custom => {
+            let custom = image.build.custom.clone().unwrap_or_default();
+            CustomBuilder::new(custom, shared.settings.root.clone())
+                .run(&request, sink, cancel)
+                .await
+                .map_err(build_err)?;
+        }
+        _ => {
+            let scan = prepared
+                .scan
+                .ok_or_else(|| ImageFailure::plain("no context"))?;
+            let entry = prepared
+                .dockerfile
+                .map(|(_, entry, _)| entry)
+                .unwrap_or_default();
+            let body: ContextBody = Box::pin(context::tar::context_tar_stream(
+                scan.root.clone(),
+                scan.entries.clone(),
+                TarOptions {
+                    dockerfile: entry,
+                    ..TarOptions::default()
+                },
+            ));
+            if plan.builder == BuilderKind::Kaniko {
+                return Err(ImageFailure {
+                    message: format!(
+                        "image {}: the kaniko builder (build.kaniko without build.docker) is not implemented yet",
+                        plan.key
+                    ),
+                    hints: vec![
+                        "add `build.docker: {}` to build this image with the local Docker daemon"
+                            .into(),
+                    ],
+                    last_lines: Vec::new(),
+                    exit: ExitCode::Failure,
+                });
+            }
+            let daemon = shared.daemon().await?;
+            let docker = image.build.docker.clone().unwrap_or_default();
+            let (cli, buildkit, args) = match &image.build.build_kit {
+                Some(bk) if plan.builder == BuilderKind::BuildKit => {
+                    if bk.in_cluster.is_some() {
+                        return Err(ImageFailure::plain(format!(
+                            "image {}: build.buildKit.inCluster is not supported",
+                            plan.key
+                        )));
+                    }
+                    (true, true, bk.args.clone())
+                }
+                _ => (
+                    docker.use_build_kit == Some(true)
+                        || docker.use_cli == Some(true)
+                        || !docker.args.is_empty(),
+                    docker.use_build_kit == Some(true),
+                    docker.args.clone(),
+                ),
+            };
+            if cli {
+                DockerCliBuilder::new(buildkit, args)
+                    .with_daemon(daemon)
+                    .run(&request, body, sink, cancel)
+                    .await
+                    .map_err(build_err)?;
+            } else {
+                DockerApiBuilder::new(daemon)
+                    .run(&request, body, sink, cancel)
+                    .await
+                    .map_err(build_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn push_tags(
+    shared: &Shared,
+    plan: &ImagePlan,
+    tags: &[String],
+    sink: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, ImageFailure> {
+    let image = &plan.config.image;
+    let registry = Registry::of_image(image)
+        .map_err(|e| ImageFailure::plain(format!("image {}: {image}: {e}", plan.key)))?;
+    let credential = shared.credential_for(&registry).await?;
+    if let Some(c) = &credential
+        && !c.survives_bollard_encoding(&registry)
+    {
+        // bollard encodes X-Registry-Auth as standard base64, the daemon decodes URL-safe
+        // base64 and silently drops what it cannot read: refuse rather than push anonymously.
+        return Err(ImageFailure {
+            message: format!(
+                "image {}: the credentials for {} cannot be passed to the Docker daemon intact (a known encoding bug with some characters such as `~`, `?` or `>`)",
+                plan.key,
+                registry.display_name()
+            ),
+            hints: vec![
+                "change the password, or push with `docker push` after building with --skip-push"
+                    .into(),
+            ],
+            last_lines: Vec::new(),
+            exit: ExitCode::Auth,
+        });
+    }
+    let credentials = credential.map(|c| c.to_docker_credentials(&registry));
+    let daemon = shared.daemon().await?;
+    let pushed = daemon
+        .push(
+            &PushRequest {
+                image_key: plan.key.clone(),
+                repository: image.clone(),
+                tags: tags.to_vec(),
+                credentials,
+            },
+            sink,
+            cancel,
+        )
+        .await
+        .map_err(|e| ImageFailure {
+            message: e.to_string(),
+            hints: e.hint().into_iter().collect(),
+            last_lines: Vec::new(),
+            exit: e.exit_code(),
+        })?;
+    Ok(pushed.into_iter().find_map(|p| p.digest))
+}

@@ -1,0 +1,311 @@
+//! Differential test of `.dockerignore` handling: Docker itself is the oracle.
+//!
+//! For each tree + `.dockerignore` below, the docker CLI sends the context to the real daemon
+//! (`DOCKER_BUILDKIT=0 docker build -f - DIR`, the classic path that applies `.dockerignore`
+//! client-side), a `RUN` step lists what arrived in the image, and that list must equal what
+//! our walker includes. No skipping: without a reachable daemon the test fails.
+
+use devspace::build::context::{EntryKind, canonical_context, context_rules, walk::walk};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+struct Case {
+    name: &'static str,
+    ignore: &'static str,
+    /// `path` = file, `path/` = directory, `path -> target` = symlink, `path:755` = mode.
+    tree: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "anchored-at-root",
+        ignore: "*.log\n",
+        tree: &["a.log", "sub/a.log", "sub/deep/b.log", "keep.txt"],
+    },
+    Case {
+        name: "star-then-exception-dir",
+        ignore: "*\n!src\n",
+        tree: &["README.md", "src/main.rs", "src/sub/a.rs", "other/x"],
+    },
+    Case {
+        name: "exception-inside-excluded-dir",
+        ignore: "build\n!build/keep\n",
+        tree: &["build/keep/f", "build/x", "build/sub/y", "top"],
+    },
+    Case {
+        name: "double-star",
+        ignore: "**/*.tmp\n**/node_modules\n",
+        tree: &[
+            "a/b/x.tmp",
+            "x.tmp",
+            "node_modules/a",
+            "x/y/node_modules/a",
+            "keep.txt",
+        ],
+    },
+    Case {
+        name: "dir-star-exception",
+        ignore: "dir/*\n!dir/sub\n",
+        tree: &["dir/file", "dir/sub/file", "dir/sub/deep/f", "dirx/f"],
+    },
+    Case {
+        name: "wildcard-exception-does-not-unprune",
+        ignore: "build\n!*/keep\n",
+        tree: &["build/keep", "other/keep", "other/drop"],
+    },
+    Case {
+        name: "parent-only-exception",
+        ignore: "a/x\n!a\n",
+        tree: &["a/x", "a/y"],
+    },
+    Case {
+        name: "classes-and-escapes",
+        ignore: "[^a].txt\n[!x]*.md\na\\*b\n{a,b}.txt\n",
+        tree: &[
+            "a.txt",
+            "b.txt",
+            "c.txt",
+            "x.md",
+            "!x.md",
+            "y.md",
+            "a*b",
+            "axb",
+            "{a,b}.txt",
+        ],
+    },
+    Case {
+        name: "comments-spaces-cleaning",
+        ignore: "# comment\n #notcomment\n  spaced.txt  \n./dot/x\n/abs\nsub/../up\n\n",
+        tree: &[
+            "# comment",
+            "#notcomment",
+            "spaced.txt",
+            "dot/x",
+            "dot/y",
+            "abs",
+            "up",
+            "sub/up",
+        ],
+    },
+    Case {
+        name: "trailing-slash-matches-files",
+        ignore: "dir/\nother/\n",
+        tree: &["dir", "other/f", "others/f"],
+    },
+    Case {
+        name: "symlinks-and-modes",
+        ignore: "*.ignored\n",
+        tree: &[
+            "run.sh:755",
+            "data:600",
+            "x.ignored",
+            "link -> run.sh",
+            "dangling -> nowhere/at/all",
+            "dirlink -> sub",
+            "abs -> /etc/hostname",
+            "sub/f:640",
+        ],
+    },
+    Case {
+        name: "everything-but-src",
+        ignore: "**\n!src/**\n",
+        tree: &["src/a", "src/b/c", "other/d", "top"],
+    },
+    Case {
+        name: "ignore-the-ignore-file",
+        ignore: ".dockerignore\nsecret\n",
+        tree: &["secret", "public"],
+    },
+    Case {
+        name: "double-star-middle-and-suffix",
+        ignore: "a/**/b\n**.txt\n",
+        tree: &[
+            "a/b/c", "a/bb", "a/x/y/b", "a/x/c", "d/e.txt", "f.txt", "d/f.md",
+        ],
+    },
+    Case {
+        name: "empty-dirs",
+        ignore: "gone\n",
+        tree: &["gone/", "kept/", "nested/empty/"],
+    },
+    Case {
+        name: "last-match-wins",
+        ignore: "*.md\n!README*.md\nREADME-secret.md\n",
+        tree: &["CHANGES.md", "README.md", "README-secret.md", "docs/x.md"],
+    },
+];
+
+fn build_tree(root: &Path, case: &Case) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join(".dockerignore"), case.ignore).unwrap();
+    for spec in case.tree {
+        if let Some((path, target)) = spec.split_once(" -> ") {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, full).unwrap();
+        } else if let Some(dir) = spec.strip_suffix('/') {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        } else {
+            let (path, mode) = match spec.rsplit_once(':') {
+                Some((p, m)) => (p, u32::from_str_radix(m, 8).unwrap()),
+                None => (*spec, 0o644),
+            };
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, path).unwrap();
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+}
+
+/// What the image received: `d|./p`, `f|./p|mode`, `l|./p|target`.
+fn docker_list(dir: &Path) -> Result<BTreeSet<String>, String> {
+    let dockerfile = "FROM busybox\nCOPY . /ctx\nRUN cd /ctx && echo '<<<' && find . -mindepth 1 | sort | while read -r p; do if [ -L \"$p\" ]; then echo \"l|$p|$(readlink \"$p\")\"; elif [ -d \"$p\" ]; then echo \"d|$p\"; else echo \"f|$p|$(stat -c %a \"$p\")\"; fi; done && echo '>>>'\n";
+    let iid = dir.with_extension("iid");
+    let mut child = Command::new("docker")
+        .args(["build", "--no-cache", "--force-rm", "--iidfile"])
+        .arg(&iid)
+        .args(["-f", "-"])
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run docker: {e}"))?;
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if let Ok(id) = std::fs::read_to_string(&iid) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", id.trim()])
+            .output();
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "docker build failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let body = stdout
+        .split_once("<<<\n")
+        .and_then(|(_, rest)| rest.split_once(">>>"))
+        .map(|(body, _)| body)
+        .ok_or_else(|| format!("no listing in docker output:\n{stdout}"))?;
+    Ok(body.lines().map(str::to_owned).collect())
+}
+
+/// What our walker includes, in the same notation (directories that Docker creates
+/// implicitly for re-included files count too, as they exist in the image).
+fn our_list(dir: &Path, ignore: &str) -> BTreeSet<String> {
+    let root = canonical_context(dir).unwrap();
+    let rules = context_rules(&root, None).unwrap();
+    let entries = walk(&root, &rules).unwrap();
+    // `-f -`: the daemon deletes `.dockerignore` from the context when it excludes itself.
+    let drop_ignore = devspace::build::context::IgnoreRules::from_dockerignore(ignore)
+        .unwrap()
+        .matches(".dockerignore");
+    let mut out = BTreeSet::new();
+    for entry in entries.iter() {
+        if drop_ignore && entry.rel == ".dockerignore" {
+            continue;
+        }
+        let mut parent = entry.rel.as_str();
+        while let Some((up, _)) = parent.rsplit_once('/') {
+            out.insert(format!("d|./{up}"));
+            parent = up;
+        }
+        out.insert(match &entry.kind {
+            EntryKind::Dir => format!("d|./{}", entry.rel),
+            EntryKind::File => format!("f|./{}|{:o}", entry.rel, entry.mode),
+            EntryKind::Symlink(target) => format!("l|./{}|{target}", entry.rel),
+        });
+    }
+    out
+}
+
+/// Docker's list and ours, or why Docker could not produce one.
+type Outcome = Result<(BTreeSet<String>, BTreeSet<String>), String>;
+
+fn require_daemon() {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the Docker daemon is not reachable (docker version failed): start the test services \
+         (scripts/services.sh, or dockerd) — this test never skips"
+    );
+}
+
+#[test]
+fn walker_agrees_with_docker_on_every_case() {
+    require_daemon();
+    let tmp = tempfile::tempdir().unwrap();
+    let results: Vec<(String, Outcome)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = CASES
+            .chunks(CASES.len().div_ceil(4))
+            .map(|chunk| {
+                let base = tmp.path();
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|case| {
+                            let dir = base.join(case.name);
+                            build_tree(&dir, case);
+                            let ours = our_list(&dir, case.ignore);
+                            (case.name.to_owned(), docker_list(&dir).map(|d| (d, ours)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut failures = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok((docker, ours)) if docker == ours => {}
+            Ok((docker, ours)) => failures.push(format!(
+                "{name}:\n  only docker: {:?}\n  only ours:   {:?}",
+                docker.difference(&ours).collect::<Vec<_>>(),
+                ours.difference(&docker).collect::<Vec<_>>()
+            )),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "differences with Docker:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn walker_lists_the_expected_entries_for_a_known_tree() {
+    // Independent of the daemon: pins the answers the differential test agreed on.
+    let tmp = tempfile::tempdir().unwrap();
+    let case = CASES
+        .iter()
+        .find(|c| c.name == "wildcard-exception-does-not-unprune")
+        .unwrap();
+    let dir = tmp.path().join(case.name);
+    build_tree(&dir, case);
+    let ours = our_list(&dir, case.ignore);
+    let want: BTreeSet<String> = [
+        "f|./.dockerignore|644",
+        "d|./other",
+        "f|./other/keep|644",
+        "f|./other/drop|644",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(ours, want);
+}
