@@ -12,11 +12,11 @@ use crate::deploy::{ImageTable, RenderedKind, render};
 use crate::exit::ExitCode;
 use crate::kube::client::{KubeClient, KubeSettings};
 use crate::kube::pull_secrets::{
-    PullSecretOptions, RegistryCredentials, ensure_pull_secrets, plan_pull_secrets,
-    pull_secret_namespaces,
+    PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,
+    pull_secret_registries,
 };
 use crate::kube::tools::Tools;
-use crate::registry::credentials::DockerConfig;
+use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::Registry;
 use crate::ui::{UiOptions, paint, print_error};
 use tokio_util::sync::CancellationToken;
@@ -80,53 +80,43 @@ pub async fn connect(global: &GlobalArgs) -> Result<KubeClient, ExitCode> {
     let client = match client {
         Ok(c) => c,
         Err(e) => {
-            print_error(false, &e.to_string(), &[
-                "check KUBECONFIG / ~/.kube/config and --kube-context".into(),
-            ]);
+            print_error(
+                false,
+                &e.to_string(),
+                &["check KUBECONFIG / ~/.kube/config and --kube-context".into()],
+            );
             return Err(ExitCode::Unreachable);
         }
     };
     if let Err(e) = client.check_reachable().await {
-        print_error(false, &e.to_string(), &[format!(
-            "is the cluster of context `{}` running and reachable at {}?",
-            client.context(),
-            client.server()
-        )]);
+        print_error(
+            false,
+            &e.to_string(),
+            &[format!(
+                "is the cluster of context `{}` running and reachable at {}?",
+                client.context(),
+                client.server()
+            )],
+        );
         return Err(ExitCode::Unreachable);
     }
     Ok(client)
 }
 
-/// Credentials (username + password) we hold for the registries of images that want a pull
-/// secret. Identity-token logins give no deploy-time secret, as in DevSpace.
-fn held_credentials(loaded: &Loaded) -> Vec<RegistryCredentials> {
+/// Credentials we hold for the registries of images that want a pull secret (the planner
+/// skips identity-token logins, as DevSpace does).
+fn held_credentials(loaded: &Loaded) -> Vec<(Registry, Credential)> {
     let Ok(config) = DockerConfig::load() else {
         return Vec::new();
     };
-    let mut seen: Vec<Registry> = Vec::new();
-    let mut out = Vec::new();
-    for image in loaded.config.images.values() {
-        if !image.wants_pull_secret() {
-            continue;
-        }
-        let Ok(registry) = Registry::of_image(&image.image) else {
-            continue;
-        };
-        if seen.contains(&registry) {
-            continue;
-        }
-        seen.push(registry.clone());
-        if let Ok(Some(c)) = config.resolve(&registry)
-            && !c.is_identity_token()
-        {
-            out.push(RegistryCredentials {
-                registry: registry.host().to_string(),
-                username: c.username.clone(),
-                password: c.secret.expose().to_string(),
-            });
-        }
-    }
-    out
+    let (registries, _) = pull_secret_registries(&loaded.config);
+    registries
+        .into_iter()
+        .filter_map(|r| match config.resolve(&r) {
+            Ok(Some(c)) => Some((r, c)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Creates or updates the image pull secrets (failures only warn, as in DevSpace).
@@ -217,7 +207,11 @@ pub async fn deploy_once(
                         }
                         Ok(_) => {}
                         Err(_) => {
-                            print_error(opts.ui.color, &format!("[{}] {result}", deployment.name), &[]);
+                            print_error(
+                                opts.ui.color,
+                                &format!("[{}] {result}", deployment.name),
+                                &[],
+                            );
                             code = ExitCode::Failure;
                         }
                     }
