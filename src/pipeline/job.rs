@@ -271,16 +271,13 @@ fn prepare(
                     last_lines: Vec::new(),
                     exit: ExitCode::Failure,
                 })?;
-            let files: Vec<(String, String)> = scan
-                .file_digests()
-                .map(|(p, d)| (p.to_string(), d.to_string()))
-                .collect();
-            let builder = BuilderInputs::dockerfile(
+            // The per-file list is produced only when a decision names files or a commit
+            // records them: a no-change run never builds it.
+            let builder = BuilderInputs::dockerfile_with(
                 &final_text,
                 image.entrypoint.as_deref(),
                 image.cmd.as_deref(),
-                scan.hash.to_string(),
-                files,
+                FilesInput::from_scan(&scan),
             );
             let (entry, name) = match &scan.dockerfile_rel {
                 Some(rel) => (
