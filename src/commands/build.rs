@@ -34,16 +34,7 @@ pub fn profile_key(loaded: &Loaded) -> String {
 
 /// Runs `devspace build`.
 pub fn run(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> ExitCode {
-    let loaded = match super::common::load_config(global) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let rt = match super::common::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let cancel = crate::signals::install();
+    super::common::run_with_config(global, |loaded, cancel| async move {
         let mut ui_opts = UiOptions::detect(
             global.debug,
             global.silent,
