@@ -177,6 +177,20 @@ impl ContextScan {
                 _ => None,
             })
     }
+
+    /// The context as a streaming tar (see [`tar::context_tar_stream`]) with the Dockerfile
+    /// handled as `dockerfile` says.
+    pub fn tar_stream(
+        &self,
+        dockerfile: tar::DockerfileEntry,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+    {
+        let options = tar::TarOptions {
+            dockerfile,
+            ..tar::TarOptions::default()
+        };
+        tar::context_tar_stream(self.root.clone(), self.entries.clone(), options)
+    }
 }
 
 /// Scans the context of one image: reads `.dockerignore`, always includes it and the

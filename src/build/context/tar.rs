@@ -392,11 +392,7 @@ mod tests {
         scan: &super::super::ContextScan,
         dockerfile: DockerfileEntry,
     ) -> Vec<(String, u8, u32, u64, String)> {
-        let options = TarOptions {
-            dockerfile,
-            ..TarOptions::default()
-        };
-        let (bytes, error, _) = send_raw(scan, options).await;
+        let (bytes, error, _) = collect(scan.tar_stream(dockerfile)).await;
         assert!(error.is_none(), "{error:?}");
         list(&bytes)
     }
