@@ -62,8 +62,12 @@ fn main() {
             size: small_size,
         },
     ];
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
-    for set in &datasets {
+    for set in datasets
+        .iter()
+        .filter(|s| only.is_empty() || s.dir.ends_with(&only))
+    {
         let (files, bytes) = generate(set);
         eprintln!("{}: {files} files, {bytes} bytes", set.name);
         rows.push(measure(set, files, bytes));
@@ -81,6 +85,8 @@ struct Row {
     warm_s: f64,
     warm_rss_kb: u64,
     warm_hashed: u64,
+    warm_cpu_s: f64,
+    cold_cpu_s: f64,
     stream_s: f64,
     stream_rss_kb: u64,
 }
@@ -158,13 +164,15 @@ fn measure(set: &Dataset, files: usize, bytes: u64) -> Row {
         warm_s: median(warm.iter().map(|r| r.0)),
         warm_rss_kb: warm.iter().map(|r| r.1).max().unwrap_or(0),
         warm_hashed: warm.iter().map(|r| r.2).max().unwrap_or(0),
+        warm_cpu_s: median(warm.iter().map(|r| r.3)),
+        cold_cpu_s: median(cold.iter().map(|r| r.3)),
         stream_s: median(stream.iter().map(|r| r.0)),
         stream_rss_kb: stream.iter().map(|r| r.1).max().unwrap_or(0),
     }
 }
 
-/// Runs one measurement in a fresh process: (seconds, VmHWM kB, files hashed).
-fn run_child(mode: &str, set: &Dataset, cache: &Path) -> (f64, u64, u64) {
+/// Runs one measurement in a fresh process: (seconds, VmHWM kB, files hashed, CPU seconds).
+fn run_child(mode: &str, set: &Dataset, cache: &Path) -> (f64, u64, u64, f64) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--child", mode])
         .arg(&set.dir)
@@ -182,7 +190,8 @@ fn run_child(mode: &str, set: &Dataset, cache: &Path) -> (f64, u64, u64) {
     let secs: f64 = next().parse().unwrap();
     let rss: u64 = next().parse().unwrap();
     let hashed: u64 = next().parse().unwrap();
-    (secs, rss, hashed)
+    let cpu: f64 = next().parse().unwrap();
+    (secs, rss, hashed, cpu)
 }
 
 fn child(mode: &str, dir: &Path, cache: &Path) {
@@ -210,19 +219,36 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
         });
         hashed = sent as usize;
         println!(
-            "{} {} {}",
+            "{} {} {} {}",
             start.elapsed().as_secs_f64(),
             vm_hwm_kb(),
-            hashed
+            hashed,
+            cpu_secs()
         );
         return;
     }
     println!(
-        "{} {} {}",
+        "{} {} {} {}",
         start.elapsed().as_secs_f64(),
         vm_hwm_kb(),
-        hashed
+        hashed,
+        cpu_secs()
     );
+}
+
+/// CPU time (user + system, all threads) of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn vm_hwm_kb() -> u64 {
@@ -269,20 +295,22 @@ fn write_report(rows: &[Row]) {
          cache). Peak RSS is the child's VmHWM (max over runs).\n\n",
         if sha_ni { "yes" } else { "no" }
     ));
-    md.push_str("| context | files | bytes | baseline `openssl dgst -sha256` | cold scan | cold throughput | cold peak RSS | no-change scan | files read when unchanged | no-change peak RSS | tar stream to sink | stream peak RSS |\n");
+    md.push_str("| context | files | bytes | baseline `openssl dgst -sha256` | cold scan (CPU) | cold throughput | cold peak RSS | no-change scan (CPU) | files read when unchanged | no-change peak RSS | tar stream to sink | stream peak RSS |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {:.2} GB | {:.3} s ({:.2} GB/s) | {:.3} s | {:.2} GB/s | {:.1} MB | {:.3} s | {} | {:.1} MB | {:.3} s | {:.1} MB |\n",
+            "| {} | {} | {:.2} GB | {:.3} s ({:.2} GB/s) | {:.3} s ({:.2} s) | {:.2} GB/s | {:.1} MB | {:.3} s ({:.2} s) | {} | {:.1} MB | {:.3} s | {:.1} MB |\n",
             r.name,
             r.files,
             r.bytes as f64 / 1e9,
             r.openssl_s,
             gb(r.bytes, r.openssl_s),
             r.cold_s,
+            r.cold_cpu_s,
             gb(r.bytes, r.cold_s),
             r.cold_rss_kb as f64 / 1024.0,
             r.warm_s,
+            r.warm_cpu_s,
             r.warm_hashed,
             r.warm_rss_kb as f64 / 1024.0,
             r.stream_s,
