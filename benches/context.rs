@@ -195,6 +195,10 @@ fn run_child(mode: &str, set: &Dataset, cache: &Path) -> (f64, u64, u64, f64) {
 }
 
 fn child(mode: &str, dir: &Path, cache: &Path) {
+    if mode == "phases" {
+        phases(dir, cache);
+        return;
+    }
     let start = Instant::now();
     let scan = scan_context(dir, &dir.join("Dockerfile"), cache).expect("scan");
     let mut hashed = scan.stats.hashed_files;
@@ -233,6 +237,34 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
         vm_hwm_kb(),
         hashed,
         cpu_secs()
+    );
+}
+
+/// Prints where a no-change scan spends its time (for tuning; not part of the report).
+fn phases(dir: &Path, cache: &Path) {
+    use devspace::build::context::{canonical_context, context_rules, hash, walk};
+    let t = Instant::now();
+    let root = canonical_context(dir).unwrap();
+    let rules = context_rules(&root, Some("Dockerfile")).unwrap();
+    let t_rules = t.elapsed();
+    let mut entries = walk::walk(&root, &rules).unwrap();
+    let t_walk = t.elapsed();
+    let t_load = t.elapsed();
+    let todo = statcache::apply(&statcache::cache_file(cache, &root), &root, &mut entries)
+        .unwrap()
+        .todo;
+    let t_apply = t.elapsed();
+    let digest = hash::context_hash(&entries);
+    let t_hash = t.elapsed();
+    eprintln!(
+        "rules {t_rules:?} walk {:?} load {:?} apply {:?} hash {:?} (todo {}, {digest}) cpu {} rss {}",
+        t_walk - t_rules,
+        t_load - t_walk,
+        t_apply - t_load,
+        t_hash - t_apply,
+        todo.len(),
+        cpu_secs(),
+        vm_hwm_kb()
     );
 }
 

@@ -77,7 +77,7 @@ pub fn random_dockerfile_name() -> String {
 /// dedicated thread into a bounded channel; dropping the stream stops the thread.
 pub fn context_tar_stream(
     root: PathBuf,
-    entries: Arc<[Entry]>,
+    entries: Arc<Vec<Entry>>,
     options: TarOptions,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(options.channel_capacity.max(1));

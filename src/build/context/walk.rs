@@ -21,6 +21,8 @@ struct Queue {
     /// Threads currently listing a directory (which may add jobs).
     busy: usize,
     failure: Option<ContextError>,
+    /// Everything found so far (one growing list keeps the peak memory low).
+    entries: Vec<Entry>,
 }
 
 /// Lists the included entries below `root`, sorted by relative path (byte order, `/`
@@ -49,27 +51,25 @@ pub fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<Entry>, ContextError
         jobs: vec![(root.to_path_buf(), String::new(), None)],
         busy: 0,
         failure: None,
+        entries: Vec::new(),
     });
     let wake = Condvar::new();
-    let mut entries: Vec<Entry> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| scope.spawn(|| worker(rules, &queue, &wake)))
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| worker(rules, &queue, &wake));
+        }
     });
     let queue = queue.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(failure) = queue.failure {
         return Err(failure);
     }
+    let mut entries = queue.entries;
     entries.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     Ok(entries)
 }
 
 /// Takes directories from the queue until there is nothing left anywhere.
-fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) -> Vec<Entry> {
+fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) {
     let mut entries = Vec::new();
     let mut found = Vec::new();
     loop {
@@ -77,7 +77,7 @@ fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) -> Vec<Entr
             let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
             loop {
                 if q.failure.is_some() {
-                    return entries;
+                    return;
                 }
                 if let Some(job) = q.jobs.pop() {
                     q.busy += 1;
@@ -85,7 +85,7 @@ fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) -> Vec<Entr
                 }
                 if q.busy == 0 {
                     wake.notify_all();
-                    return entries;
+                    return;
                 }
                 q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
@@ -94,7 +94,10 @@ fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) -> Vec<Entr
         let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
         q.busy -= 1;
         match result {
-            Ok(()) => q.jobs.append(&mut found),
+            Ok(()) => {
+                q.jobs.append(&mut found);
+                q.entries.append(&mut entries);
+            }
             Err(e) => {
                 q.failure.get_or_insert(e);
             }
