@@ -104,10 +104,9 @@ pub fn hash_entries(
 /// must carry its digest.
 pub fn context_hash(entries: &[Entry]) -> Digest {
     let mut hasher = Sha256::new();
-    let mut record = Vec::with_capacity(256);
+    let mut record = Vec::with_capacity(80 * 1024);
     for entry in entries {
         // NUL cannot occur in paths or link targets, so the encoding is unambiguous.
-        record.clear();
         record.extend_from_slice(match entry.kind {
             EntryKind::Dir => b"d\0",
             EntryKind::File => b"f\0",
@@ -125,8 +124,13 @@ pub fn context_hash(entries: &[Entry]) -> Digest {
             EntryKind::Symlink(target) => record.extend_from_slice(target.as_bytes()),
         }
         record.push(b'\n');
-        hasher.update(&record);
+        // Feeding SHA-256 in large blocks is markedly faster than one call per entry.
+        if record.len() >= 64 * 1024 {
+            hasher.update(&record);
+            record.clear();
+        }
     }
+    hasher.update(&record);
     Digest(hasher.finalize().into())
 }
 

@@ -15,7 +15,7 @@
 
 use super::{Digest, Entry, EntryKind};
 use sha2::{Digest as _, Sha256};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"DSCTXv1\n";
@@ -48,28 +48,30 @@ pub struct Applied {
 pub fn apply(path: &Path, root: &Path, entries: &mut [Entry]) -> Result<Applied, String> {
     let file =
         std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut reader = HashingReader {
-        inner: BufReader::with_capacity(IO_BUF, file),
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    if len < 32 {
+        return Err("truncated".into());
+    }
+    let mut reader = BodyReader {
+        buf: vec![0; IO_BUF],
+        pos: 0,
+        end: 0,
+        body_left: len - 32,
         hasher: Sha256::new(),
+        file,
     };
-    let result = merge(&mut reader, root, entries);
-    let verified = result.and_then(|applied| {
+    let verified = merge(&mut reader, root, entries).and_then(|applied| {
+        if reader.body_left != 0 || reader.pos != reader.end {
+            return Err("trailing data (corrupt)".to_owned());
+        }
         let computed: [u8; 32] = reader.hasher.finalize().into();
         let mut trailer = [0u8; 32];
         reader
-            .inner
+            .file
             .read_exact(&mut trailer)
             .map_err(|_| "truncated".to_owned())?;
         if trailer != computed {
             return Err("checksum mismatch (corrupt)".to_owned());
-        }
-        if reader
-            .inner
-            .read(&mut [0u8; 1])
-            .map_err(|e| e.to_string())?
-            != 0
-        {
-            return Err("trailing data (corrupt)".to_owned());
         }
         Ok(applied)
     });
@@ -80,13 +82,18 @@ pub fn apply(path: &Path, root: &Path, entries: &mut [Entry]) -> Result<Applied,
     verified
 }
 
-/// Hashes everything read through it (the body of the cache file).
-struct HashingReader<R> {
-    inner: R,
+/// Reads the body (everything before the 32-byte trailer) in large blocks, hashing each
+/// block once.
+struct BodyReader {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    body_left: u64,
     hasher: Sha256,
 }
 
-impl<R: Read> HashingReader<R> {
+impl BodyReader {
     fn bytes<const N: usize>(&mut self) -> Result<[u8; N], String> {
         let mut out = [0u8; N];
         self.fill(&mut out)?;
@@ -94,20 +101,37 @@ impl<R: Read> HashingReader<R> {
     }
 
     fn fill(&mut self, out: &mut [u8]) -> Result<(), String> {
-        self.inner
-            .read_exact(out)
+        let mut done = 0;
+        while done < out.len() {
+            if self.pos == self.end {
+                self.refill()?;
+            }
+            let n = (self.end - self.pos).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn refill(&mut self) -> Result<(), String> {
+        let want = (self.buf.len() as u64).min(self.body_left) as usize;
+        if want == 0 {
+            return Err("truncated".into());
+        }
+        self.file
+            .read_exact(&mut self.buf[..want])
             .map_err(|_| "truncated".to_owned())?;
-        self.hasher.update(&*out);
+        self.hasher.update(&self.buf[..want]);
+        self.body_left -= want as u64;
+        self.pos = 0;
+        self.end = want;
         Ok(())
     }
 }
 
 /// Header check, then a merge join of the sorted records with the sorted entries.
-fn merge<R: Read>(
-    reader: &mut HashingReader<R>,
-    root: &Path,
-    entries: &mut [Entry],
-) -> Result<Applied, String> {
+fn merge(reader: &mut BodyReader, root: &Path, entries: &mut [Entry]) -> Result<Applied, String> {
     if &reader.bytes::<8>()? != MAGIC {
         return Err("not a stat cache of this version".into());
     }
@@ -190,10 +214,7 @@ struct Record {
     digest: [u8; 32],
 }
 
-fn read_record<R: Read>(
-    reader: &mut HashingReader<R>,
-    rel: &mut Vec<u8>,
-) -> Result<Record, String> {
+fn read_record(reader: &mut BodyReader, rel: &mut Vec<u8>) -> Result<Record, String> {
     let len = u32::from_le_bytes(reader.bytes()?) as usize;
     if len > MAX_REL {
         return Err("corrupt record".into());
