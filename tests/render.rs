@@ -3,62 +3,24 @@
 //! the freshly built tags; `--skip-build` prints the tags recorded by that build. No cluster is
 //! involved: `KUBECONFIG` is unset and `HOME` is an empty directory.
 //!
-//! Every test uses its own `--var TAG_PREFIX=...`, so parallel runs (and earlier runs) never
-//! share a tag in the registry; the images it leaves in the daemon are removed on drop.
+//! Every test works on its own copy (unique repositories and `--var TAG_PREFIX=...`, see
+//! `support::quickstart`), so parallel runs (and earlier runs) never share an image.
 
 mod support;
 
 use serde_json::Value;
-use support::project::{Devspace, Output, TempProject};
+use support::project::Output;
+use support::quickstart::{Quickstart, SERVICES};
 
-const SERVICES: [&str; 3] = ["api", "worker", "web"];
-
-/// A quickstart copy with a unique tag prefix and an empty HOME.
-struct Quickstart {
-    project: TempProject,
-    home: tempfile::TempDir,
-    prefix: String,
+/// A quickstart copy on the plain registry (no credentials needed).
+fn quickstart() -> Quickstart {
+    Quickstart::new("127.0.0.1:5000")
 }
 
-impl Quickstart {
-    fn new() -> Self {
-        Quickstart {
-            project: TempProject::from_fixture("examples/quickstart"),
-            home: tempfile::Builder::new()
-                .prefix("devspace-render-home-")
-                .tempdir()
-                .expect("home directory"),
-            prefix: format!("render-{:08x}", rand::random::<u32>()),
-        }
-    }
-
-    fn devspace(&self) -> Devspace {
-        self.project
-            .devspace()
-            .home(self.home.path())
-            .arg("--var")
-            .arg(format!("TAG_PREFIX={}", self.prefix))
-    }
-
-    fn render(&self, args: &[&str]) -> Output {
-        let out = self.devspace().arg("render").args(args).run();
-        out.assert_success();
-        out
-    }
-
-    fn image(&self, service: &str) -> String {
-        format!("127.0.0.1:5000/quickstart/{service}:{}", self.prefix)
-    }
-}
-
-impl Drop for Quickstart {
-    fn drop(&mut self) {
-        for service in SERVICES {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "--no-prune", "-f", &self.image(service)])
-                .output();
-        }
-    }
+fn render(q: &Quickstart, args: &[&str]) -> Output {
+    let out = q.devspace().arg("render").args(args).run();
+    out.assert_success();
+    out
 }
 
 /// The `image:` values of the rendered documents, by object name.
@@ -92,8 +54,8 @@ fn expected(q: &Quickstart) -> Vec<(String, String)> {
 
 #[test]
 fn render_builds_and_prints_manifests_with_the_new_tags_then_skip_build_reuses_them() {
-    let q = Quickstart::new();
-    let built = q.render(&[]);
+    let q = quickstart();
+    let built = render(&q, &[]);
     assert_eq!(
         images_by_name(&built.stdout),
         expected(&q),
@@ -104,12 +66,9 @@ fn render_builds_and_prints_manifests_with_the_new_tags_then_skip_build_reuses_t
     for service in SERVICES {
         built.assert_stderr_contains(&format!("[{service}] building"));
     }
-    insta::assert_snapshot!(
-        "quickstart_rendered",
-        built.stdout.replace(&q.prefix, "[TAG]")
-    );
+    insta::assert_snapshot!("quickstart_rendered", q.redact(&built.stdout));
 
-    let skipped = q.render(&["--skip-build"]);
+    let skipped = render(&q, &["--skip-build"]);
     assert_eq!(skipped.stdout, built.stdout, "{}", skipped.describe());
     assert!(
         !skipped.stderr.contains("building"),
@@ -120,11 +79,11 @@ fn render_builds_and_prints_manifests_with_the_new_tags_then_skip_build_reuses_t
 
 #[test]
 fn render_skip_build_without_a_build_leaves_references_alone_and_needs_no_cluster() {
-    let q = Quickstart::new();
-    let out = q.render(&["--skip-build"]);
+    let q = quickstart();
+    let out = render(&q, &["--skip-build"]);
     let mut want: Vec<(String, String)> = SERVICES
         .iter()
-        .map(|s| (s.to_string(), format!("127.0.0.1:5000/quickstart/{s}")))
+        .map(|s| (s.to_string(), q.repository(s)))
         .collect();
     want.sort();
     assert_eq!(images_by_name(&out.stdout), want, "{}", out.describe());
