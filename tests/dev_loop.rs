@@ -2,8 +2,9 @@
 //! have no `tags:` (every build gets a fresh random tag), building with the real Docker daemon,
 //! pushing to the plain registry on 127.0.0.1:5000 and deploying to the fake Kubernetes API
 //! server. The test edits files while it watches: a file of one image rebuilds and redeploys
-//! exactly that image; a file its `.dockerignore` excludes starts no cycle; Ctrl-C ends it
-//! cleanly with a cache that parses.
+//! exactly that image; a file its `.dockerignore` excludes starts no cycle; a failing build is
+//! reported without redeploying and the loop goes on; Ctrl-C ends it cleanly with a cache that
+//! parses.
 //!
 //! The waits below are generous deadlines against a hung binary, not timing assertions.
 
@@ -124,7 +125,37 @@ fn dev_rebuilds_and_redeploys_exactly_the_edited_image() {
         "{third}\n{}",
         dev.stderr_so_far()
     );
-    assert_only_retagged(&after_api, &deployed(&fake), "web");
+    let after_web = deployed(&fake);
+    assert_only_retagged(&after_api, &after_web, "web");
+
+    // A failing build is reported, nothing is redeployed, and watching goes on.
+    let dockerfile = q.project.read("api/Dockerfile");
+    q.project.write(
+        "api/Dockerfile",
+        dockerfile.replace("EXPOSE 8080", "RUN exit 3\nEXPOSE 8080"),
+    );
+    dev.wait_for_output("[dev] cycle 4:", CYCLE);
+    assert_eq!(
+        cycle_line(&dev, 4),
+        "[dev] cycle 4: failed api; not redeployed"
+    );
+    assert_eq!(
+        deployed(&fake),
+        after_web,
+        "a failed cycle must not redeploy"
+    );
+    // Fixed differently from cycle 2's Dockerfile (restoring it exactly would rightly be
+    // "nothing changed": that image is built and deployed already).
+    q.project.write(
+        "api/Dockerfile",
+        dockerfile.replace("EXPOSE 8080", "RUN true\nEXPOSE 8080"),
+    );
+    dev.wait_for_output("[dev] cycle 5:", CYCLE);
+    assert_eq!(
+        cycle_line(&dev, 5),
+        "[dev] cycle 5: rebuilt api (rebuild: Dockerfile changed); redeployed quickstart"
+    );
+    assert_only_retagged(&after_web, &deployed(&fake), "api");
 
     dev.interrupt();
     let out = dev.wait();
