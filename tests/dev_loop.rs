@@ -46,6 +46,12 @@ fn cycle_line(dev: &Running, n: u32) -> String {
         .to_owned()
 }
 
+/// Waits for the `[dev] cycle N:` line and returns it.
+fn next_cycle(dev: &mut Running, n: u32) -> String {
+    dev.wait_for_output(&format!("[dev] cycle {n}:"), CYCLE);
+    cycle_line(dev, n)
+}
+
 fn tag_of(image: &str) -> &str {
     image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default()
 }
@@ -100,8 +106,7 @@ fn dev_rebuilds_and_redeploys_exactly_the_edited_image() {
         "api/run.sh",
         format!("{run_sh}# edited by the dev loop test\n"),
     );
-    dev.wait_for_output("[dev] cycle 2:", CYCLE);
-    let second = cycle_line(&dev, 2);
+    let second = next_cycle(&mut dev, 2);
     assert_eq!(
         second,
         "[dev] cycle 2: rebuilt api (rebuild: 1 file changed: run.sh); redeployed quickstart"
@@ -118,8 +123,7 @@ fn dev_rebuilds_and_redeploys_exactly_the_edited_image() {
     let page = q.project.read("web/html/index.html");
     q.project
         .write("web/html/index.html", format!("{page}<!-- edited -->\n"));
-    dev.wait_for_output("[dev] cycle 3:", CYCLE);
-    let third = cycle_line(&dev, 3);
+    let third = next_cycle(&mut dev, 3);
     assert!(
         third.starts_with("[dev] cycle 3: rebuilt web (rebuild: 1 file changed: html/index.html)"),
         "{third}\n{}",
@@ -134,9 +138,8 @@ fn dev_rebuilds_and_redeploys_exactly_the_edited_image() {
         "api/Dockerfile",
         dockerfile.replace("EXPOSE 8080", "RUN exit 3\nEXPOSE 8080"),
     );
-    dev.wait_for_output("[dev] cycle 4:", CYCLE);
     assert_eq!(
-        cycle_line(&dev, 4),
+        next_cycle(&mut dev, 4),
         "[dev] cycle 4: failed api; not redeployed"
     );
     assert_eq!(
@@ -150,9 +153,8 @@ fn dev_rebuilds_and_redeploys_exactly_the_edited_image() {
         "api/Dockerfile",
         dockerfile.replace("EXPOSE 8080", "RUN true\nEXPOSE 8080"),
     );
-    dev.wait_for_output("[dev] cycle 5:", CYCLE);
     assert_eq!(
-        cycle_line(&dev, 5),
+        next_cycle(&mut dev, 5),
         "[dev] cycle 5: rebuilt api (rebuild: Dockerfile changed); redeployed quickstart"
     );
     assert_only_retagged(&after_web, &deployed(&fake), "api");
