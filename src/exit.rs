@@ -8,7 +8,7 @@ pub enum ExitCode {
     Success = 0,
     /// At least one image failed to build or push, or a deploy step failed.
     Failure = 1,
-    /// Bad command-line usage, or a command that is not implemented yet.
+    /// Bad command-line usage.
     Usage = 2,
     /// The config could not be found, parsed, resolved or validated.
     Config = 3,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deploy;
+pub mod dev;
 pub mod exit;
 pub mod kube;
 pub mod pipeline;

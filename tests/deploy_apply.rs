@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 use support::kube_fake::FakeKube;
 use support::project::TempProject;
-use support::stand_in::StandIns;
+use support::stand_in::{HELM_COPYING_VALUES, StandIns};
 
 /// Generous bound for anything awaited: a hang fails the test instead of CI.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -283,14 +283,6 @@ async fn unreachable_cluster_is_reported_per_object() {
     );
 }
 
-/// A stand-in `helm` that copies the `--values` file next to its call record.
-const HELM_BODY: &str = r#"prev=""
-for a in "$@"; do
-  if [ "$prev" = "--values" ]; then cp "$a" "$STAND_INS/values.yaml"; fi
-  prev="$a"
-done
-echo 'Release "app" has been upgraded. Happy Helming!'"#;
-
 fn helm_deployment(chart: HelmChart, wait: bool) -> DeploymentConfig {
     DeploymentConfig {
         name: "app".into(),
@@ -308,7 +300,7 @@ fn helm_deployment(chart: HelmChart, wait: bool) -> DeploymentConfig {
 #[tokio::test]
 async fn helm_runs_upgrade_install_with_the_rendered_values() {
     let stand_ins = StandIns::new();
-    stand_ins.install("helm", HELM_BODY);
+    stand_ins.install("helm", HELM_COPYING_VALUES);
     let release = HelmRelease::from_config(
         &helm_deployment(
             HelmChart {

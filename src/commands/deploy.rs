@@ -32,11 +32,19 @@ pub struct DeployOptions {
 
 /// Runs `devspace deploy`.
 pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests: bool) -> ExitCode {
-    super::common::run_with_config(global, |loaded, cancel| async move {
-        let client = match connect(global).await {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
+    let opts = DeployOptions::new(global, args, skip_build, use_digests);
+    with_cluster(global, opts, async |loaded, client, opts, cancel| {
+        let (code, _) = deploy_once(&loaded, global, &client, &opts, cancel).await;
+        if code == ExitCode::Success && !global.silent {
+            eprintln!("{}", paint(opts.ui.color, "32", "deployed"));
+        }
+        code
+    })
+}
+
+impl DeployOptions {
+    /// The options the command line selects (terminal detection included).
+    pub fn new(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests: bool) -> Self {
         let mut ui = UiOptions::detect(
             global.debug,
             global.silent,
@@ -44,18 +52,30 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests:
             args.output == OutputFormat::Json,
         );
         ui.stream_logs = args.build_sequential;
-        let opts = DeployOptions {
+        DeployOptions {
             build: args.clone(),
             skip_build,
             use_digests,
             ui,
+        }
+    }
+}
+
+/// What deploy and dev do before their first build: load the config, start the runtime and
+/// the Ctrl-C watcher, connect to the cluster (exit 4 when unreachable) and create the pull
+/// secrets; then runs `body` on the runtime.
+pub fn with_cluster(
+    global: &GlobalArgs,
+    opts: DeployOptions,
+    body: impl AsyncFnOnce(Loaded, KubeClient, DeployOptions, CancellationToken) -> ExitCode,
+) -> ExitCode {
+    super::common::run_with_config(global, async |loaded, cancel| {
+        let client = match connect(global).await {
+            Ok(c) => c,
+            Err(code) => return code,
         };
         ensure_secrets(&loaded, &client, &opts).await;
-        let (code, _) = deploy_once(&loaded, global, &client, &opts, cancel).await;
-        if code == ExitCode::Success && !global.silent {
-            eprintln!("{}", paint(opts.ui.color, "32", "deployed"));
-        }
-        code
+        body(loaded, client, opts, cancel).await
     })
 }
 
@@ -162,7 +182,21 @@ pub async fn deploy_once(
         }
         Some(run)
     };
-    let tags = deploy_tags(loaded, run.as_ref());
+    let code = deploy_built(loaded, global, client, opts, run.as_ref(), &cancel).await;
+    (code, run)
+}
+
+/// Renders with the tags of `run` (or the recorded ones for images it did not build) and
+/// deploys every deployment in config order. `devspace dev` calls this after later builds.
+pub async fn deploy_built(
+    loaded: &Loaded,
+    global: &GlobalArgs,
+    client: &KubeClient,
+    opts: &DeployOptions,
+    run: Option<&BuildRun>,
+    cancel: &CancellationToken,
+) -> ExitCode {
+    let tags = deploy_tags(loaded, run);
     let table = ImageTable::new(&loaded.config, &tags, opts.use_digests);
     let rendered = {
         let config = loaded.config.clone();
@@ -173,18 +207,18 @@ pub async fn deploy_once(
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
             print_error(opts.ui.color, &e.to_string(), &[]);
-            return (ExitCode::Failure, run);
+            return ExitCode::Failure;
         }
         Err(e) => {
             print_error(opts.ui.color, &format!("render failed: {e}"), &[]);
-            return (ExitCode::Failure, run);
+            return ExitCode::Failure;
         }
     };
     let mut code = ExitCode::Success;
     let tools = Tools::from_env();
     for (deployment, config) in deployments.iter().zip(loaded.config.deployments.iter()) {
         if cancel.is_cancelled() {
-            return (ExitCode::Interrupted, run);
+            return ExitCode::Interrupted;
         }
         for w in &deployment.warnings {
             eprintln!("warning: deployment {}: {w}", deployment.name);
@@ -233,5 +267,5 @@ pub async fn deploy_once(
             }
         }
     }
-    (code, run)
+    code
 }

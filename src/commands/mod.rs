@@ -6,6 +6,7 @@
 pub mod build;
 pub mod common;
 pub mod deploy;
+pub mod dev;
 pub mod login;
 pub mod print;
 pub mod render;
@@ -29,7 +30,11 @@ pub fn run(cli: Cli) -> ExitCode {
             skip_build,
             use_digests,
         } => deploy::run(&cli.global, build, *skip_build, *use_digests),
-        Command::Dev { .. } => not_implemented("dev"),
+        Command::Dev {
+            build,
+            skip_build,
+            use_digests,
+        } => dev::run(&cli.global, build, *skip_build, *use_digests),
         Command::Render {
             build,
             skip_build,
@@ -41,10 +46,4 @@ pub fn run(cli: Cli) -> ExitCode {
             password_stdin,
         } => login::run(registry.as_deref(), username.as_deref(), *password_stdin),
     }
-}
-
-/// Commands whose issue has not landed say so plainly instead of pretending.
-fn not_implemented(name: &str) -> ExitCode {
-    eprintln!("error: `devspace {name}` is not implemented yet");
-    ExitCode::Usage
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
-//! (`registry`), a real credential helper (`credhelper`) and stand-in CLIs that record their
+//! (`registry`), copies of the quickstart example (`quickstart`), a real credential helper (`credhelper`) and stand-in CLIs that record their
 //! arguments (`stand_in`).
 
 #![allow(
@@ -12,5 +12,6 @@
 pub mod credhelper;
 pub mod kube_fake;
 pub mod project;
+pub mod quickstart;
 pub mod registry;
 pub mod stand_in;

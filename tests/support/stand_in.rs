@@ -61,3 +61,11 @@ impl StandIns {
             .collect()
     }
 }
+
+/// A body for a stand-in `helm` that copies the `--values` file to `<dir>/values.yaml`.
+pub const HELM_COPYING_VALUES: &str = r#"prev=""
+for a in "$@"; do
+  if [ "$prev" = "--values" ]; then cp "$a" "$STAND_INS/values.yaml"; fi
+  prev="$a"
+done
+echo 'Release has been upgraded. Happy Helming!'"#;

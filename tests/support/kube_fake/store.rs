@@ -796,13 +796,21 @@ impl Store {
         Self::check_rv(rt, name, &stored, &body)?;
         Self::keep_system_fields(rt, &stored, &mut object);
         Self::normalize(rt, &mut object);
+        // A no-op apply changes nothing, not even the resourceVersion or the managedFields
+        // timestamps (the API server compares without them, and the owners did not change).
+        let owners_changed = entry.owners != owners;
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            match stored["metadata"].get("managedFields") {
+                Some(fields) => meta.insert("managedFields".into(), fields.clone()),
+                None => meta.remove("managedFields"),
+            };
+        }
+        if object == stored && !owners_changed {
+            return Ok(stored);
+        }
         object["metadata"]["managedFields"] =
             patch::managed_fields(&owners, &rt.api_version(), &time);
         self.objects.get_mut(&key).expect("exists").owners = owners;
-        if object == stored {
-            // A no-op apply changes nothing, not even the resourceVersion.
-            return Ok(stored);
-        }
         Ok(self.commit(rt, &key, object))
     }
 
