@@ -116,9 +116,15 @@ fn deploys_the_kubectl_manifests_under_k8s() {
         .unwrap_or_else(|| panic!("no deployments list in {config}"));
     assert_eq!(deployments.len(), 1, "{config}");
     assert_eq!(deployments[0]["name"], "quickstart");
-    assert_eq!(
-        deployments[0]["kubectl"]["manifests"],
-        serde_json::json!(["k8s/**"])
+    let manifests = deployments[0]["kubectl"]["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no manifests list in {config}"));
+    assert_eq!(manifests.len(), 1, "{config}");
+    // Shown as written or resolved against the project root; either way the same glob.
+    let glob = manifests[0].as_str().unwrap_or_default();
+    assert!(
+        glob == "k8s/**" || Path::new(glob) == project.join("k8s/**"),
+        "manifests glob {glob:?}"
     );
 }
 
@@ -197,4 +203,19 @@ fn services_build_from_the_local_busybox_and_ignore_notes() {
             "{service}/run.sh"
         );
     }
+}
+
+/// The runner every binary test here relies on: exit status, both streams, arguments.
+#[test]
+fn runner_captures_status_and_streams() {
+    let version = support::project::Devspace::new().arg("--version").run();
+    version
+        .assert_success()
+        .assert_stdout_contains(env!("CARGO_PKG_VERSION"));
+    let project = quickstart();
+    let usage = project.devspace().arg("no-such-command").run();
+    usage
+        .assert_code(2)
+        .assert_stderr_contains("no-such-command")
+        .assert_output_lacks("panicked");
 }

@@ -2,16 +2,19 @@
 //! loading manifests (files, directories, globs, kustomize), assembling Helm values, and the
 //! `render` core that returns, per deployment, the text deploy would apply.
 //!
-//! Applying objects and running `helm` belong to the deploy command, which calls [`render`] and
-//! works from its [`RenderedDeployment`]s.
+//! The cluster side works from [`render`]'s [`RenderedDeployment`]s: [`apply`] applies kubectl
+//! objects by server-side apply, [`helm_run`] runs `helm upgrade --install` with the rendered
+//! values.
 
+pub mod apply;
 pub mod helm;
+pub mod helm_run;
 pub mod manifests;
 pub mod render;
 pub mod replace;
 
 mod error;
-mod reference;
+pub(crate) mod reference;
 mod yaml;
 
 pub use error::DeployError;

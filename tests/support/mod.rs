@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
-//! (`registry`) and a real credential helper (`credhelper`).
+//! (`registry`), a real credential helper (`credhelper`) and stand-in CLIs that record their
+//! arguments (`stand_in`).
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary includes this module and uses a different subset of it"
 )]
 
@@ -11,3 +13,4 @@ pub mod credhelper;
 pub mod kube_fake;
 pub mod project;
 pub mod registry;
+pub mod stand_in;

@@ -237,6 +237,21 @@ impl Devspace {
         self
     }
 
+    /// Points the binary at this kubeconfig (e.g. `FakeKube::kubeconfig()`), never the
+    /// user's.
+    pub fn kubeconfig(self, path: impl AsRef<Path>) -> Self {
+        self.env("KUBECONFIG", path.as_ref())
+    }
+
+    /// Runs with `dir` as `HOME`, and `DOCKER_CONFIG` / `KUBECONFIG` unset so that the
+    /// defaults (`~/.docker/config.json`, `~/.kube/config`) resolve inside it: the test's own
+    /// credentials and clusters stay out of reach.
+    pub fn home(self, dir: impl AsRef<Path>) -> Self {
+        self.env("HOME", dir.as_ref())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("KUBECONFIG")
+    }
+
     /// Runs in `dir`.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cwd = Some(dir.as_ref().to_owned());
