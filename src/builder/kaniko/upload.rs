@@ -14,6 +14,8 @@ use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::{Api, AttachParams, AttachedProcess};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::pod::{CONTEXT_DIR, DONE_MARKER, INIT_CONTAINER};
@@ -22,7 +24,9 @@ use crate::builder::ContextBody;
 /// Bytes handed to the websocket per stdin frame.
 const STDIN_CHUNK: usize = 256 * 1024;
 /// Most stderr kept for an error message.
-const STDERR_LIMIT: u64 = 16 * 1024;
+const STDERR_LIMIT: usize = 16 * 1024;
+/// How long stderr may still arrive after the exec ended.
+const STDERR_GRACE: Duration = Duration::from_secs(2);
 
 /// Why the upload failed.
 #[derive(Debug)]
@@ -69,21 +73,44 @@ fn params(stdin: bool) -> AttachParams {
     }
 }
 
-/// Reads the process's stderr to its end in the background (so it never blocks the socket).
-fn collect_stderr(process: &mut AttachedProcess) -> tokio::task::JoinHandle<String> {
-    let stderr = process.stderr();
-    tokio::spawn(async move {
-        let mut text = Vec::new();
-        if let Some(stderr) = stderr {
-            let mut limited = stderr.take(STDERR_LIMIT);
-            let _ = limited.read_to_end(&mut text).await;
-            // Keep draining past the limit so the socket never stalls.
-            let mut rest = limited.into_inner();
-            let mut sink = [0u8; 4096];
-            while matches!(rest.read(&mut sink).await, Ok(n) if n > 0) {}
+/// The process's stderr, read in the background so it never blocks the socket.
+struct Stderr {
+    text: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stderr {
+    fn collect(process: &mut AttachedProcess) -> Self {
+        let stderr = process.stderr();
+        let text: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = text.clone();
+        let task = tokio::spawn(async move {
+            let Some(mut stderr) = stderr else { return };
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut text = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = STDERR_LIMIT.saturating_sub(text.len());
+                text.extend_from_slice(&buf[..n.min(room)]);
+            }
+        });
+        Self { text, task }
+    }
+
+    /// What arrived. kube closes the stream only when the exec ended cleanly, so the reader
+    /// gets a moment to finish and is then stopped.
+    async fn text(mut self) -> String {
+        if tokio::time::timeout(STDERR_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
         }
+        let text = self.text.lock().unwrap_or_else(PoisonError::into_inner);
         String::from_utf8_lossy(&text).trim().to_string()
-    })
+    }
 }
 
 /// `None` for success, else the failure text (exit code and message).
@@ -125,7 +152,7 @@ pub(super) async fn upload(
         .exec(pod, extract_command(), &params(true))
         .await
         .map_err(UploadError::Api)?;
-    let stderr = collect_stderr(&mut process);
+    let stderr = Stderr::collect(&mut process);
     let status = process.take_status();
     let Some(mut stdin) = process.stdin() else {
         return Err(UploadError::Failed("exec has no stdin".to_string()));
@@ -135,7 +162,7 @@ pub(super) async fn upload(
         match chunk {
             Ok(bytes) => {
                 if let Err(e) = stdin.write_all(&bytes).await {
-                    let text = stderr.await.unwrap_or_default();
+                    let text = stderr.text().await;
                     return Err(UploadError::Failed(with_stderr(
                         format!("the upload stream broke after {sent} bytes ({e})"),
                         &text,
@@ -154,12 +181,13 @@ pub(super) async fn upload(
     // End of stdin: a close frame with v5, closing the socket with v4 (status then lost).
     let _ = stdin.shutdown().await;
     drop(stdin);
+
     let status = match status {
         Some(s) => s.await,
         None => None,
     };
     let _ = process.join().await;
-    let text = stderr.await.unwrap_or_default();
+    let text = stderr.text().await;
     if let Some(fail) = status.as_ref().and_then(failure) {
         return Err(UploadError::Failed(with_stderr(
             format!("tar in the init container failed ({fail})"),
@@ -171,13 +199,13 @@ pub(super) async fn upload(
         .exec(pod, finish_command(), &params(false))
         .await
         .map_err(UploadError::Api)?;
-    let stderr = collect_stderr(&mut process);
+    let stderr = Stderr::collect(&mut process);
     let status = match process.take_status() {
         Some(s) => s.await,
         None => None,
     };
     let _ = process.join().await;
-    let text = stderr.await.unwrap_or_default();
+    let text = stderr.text().await;
     match status {
         Some(s) => match failure(&s) {
             None => Ok(sent),
