@@ -684,3 +684,125 @@ async fn broken_context_never_hands_over() {
     );
     assert!(build_pods(&fake).is_empty());
 }
+
+/// A project whose one image `app` is `127.0.0.1:5000/app:v1`, with `build` (YAML, indented
+/// under the image) when given.
+fn cli_project(build: &str) -> TempProject {
+    let p = project();
+    p.write(
+        "devspace.yaml",
+        format!("version: v1beta9\nimages:\n  app:\n    image: {REPO}\n    tags: [v1]\n{build}"),
+    );
+    p
+}
+
+/// `devspace build` in `project` against `fake`, with the Docker daemon pointing nowhere and
+/// a home without credentials.
+fn cli_build(project: &TempProject, fake: &FakeKube, args: &[&str]) -> support::project::Output {
+    let home = TempProject::new();
+    project
+        .devspace()
+        .arg("build")
+        .args(args)
+        .home(home.path())
+        .kubeconfig(fake.kubeconfig())
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .run()
+}
+
+#[test]
+fn cli_falls_back_to_kaniko_when_docker_does_not_answer() {
+    let fake = FakeKube::start();
+    fake.on_pod_created(|_| Some(kaniko_script("INFO[0001] built by kaniko\n", 0)));
+    let project = cli_project("");
+    let out = cli_build(&project, &fake, &["--debug"]);
+    out.assert_success();
+    let text = out.combined();
+    assert!(
+        text.contains(
+            "Docker daemon not reachable at tcp://127.0.0.1:1: building with kaniko in namespace default"
+        ),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        text.matches("Docker daemon not reachable").count(),
+        1,
+        "{}",
+        out.describe()
+    );
+    assert!(text.contains("built by kaniko"), "{}", out.describe());
+    let created = created_pods(&fake);
+    assert_eq!(created.len(), 1);
+    let args = &created[0]["spec"]["containers"][0]["args"];
+    assert_eq!(args[0], "--dockerfile=/context/Dockerfile");
+    assert_eq!(args[2], "--destination=127.0.0.1:5000/app:v1");
+    // The fallback's defaults: cache on.
+    assert!(
+        args.as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "--cache=true")),
+        "{args}"
+    );
+    let files = tar_files(&fake.execs()[0].stdin);
+    assert!(files.iter().any(|(p, _)| p == "Dockerfile"), "{files:?}");
+    assert!(!files.iter().any(|(p, _)| p == "debug.log"), "{files:?}");
+    assert!(build_pods(&fake).is_empty());
+}
+
+#[test]
+fn cli_disable_fallback_is_a_clear_error() {
+    let fake = FakeKube::start();
+    let project = cli_project("    build:\n      docker:\n        disableFallback: true\n");
+    let out = cli_build(&project, &fake, &[]);
+    out.assert_code(4);
+    let text = out.combined();
+    assert!(text.contains("tcp://127.0.0.1:1"), "{}", out.describe());
+    assert!(text.contains("disableFallback"), "{}", out.describe());
+    assert!(created_pods(&fake).is_empty());
+}
+
+#[test]
+fn cli_kaniko_image_builds_in_the_namespace_of_the_flag() {
+    let fake = FakeKube::start();
+    fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "builds"}}))
+        .expect("namespace");
+    fake.on_pod_created(|_| Some(kaniko_script("INFO[0001] done\n", 0)));
+    let project = cli_project("    build:\n      kaniko:\n        cache: false\n");
+    let out = cli_build(&project, &fake, &["-n", "builds"]);
+    out.assert_success();
+    assert!(
+        !out.combined().contains("not reachable"),
+        "{}",
+        out.describe()
+    );
+    let created = created_pods(&fake);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["metadata"]["namespace"], "builds");
+    let args = created[0]["spec"]["containers"][0]["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!args.iter().any(|a| a == "--cache=true"), "{args:?}");
+    assert!(fake.list("v1", "Pod", Some("builds")).is_empty());
+}
+
+#[test]
+fn cli_failed_kaniko_build_exits_non_zero_with_the_reason() {
+    let fake = FakeKube::start();
+    fake.on_pod_created(|_| {
+        Some(PodScript::new().status(PodStatus::ImagePullError {
+            container: None,
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image".into(),
+        }))
+    });
+    let project = cli_project("    build:\n      kaniko: {}\n");
+    let out = cli_build(&project, &fake, &[]);
+    out.assert_code(1);
+    assert!(
+        out.combined().contains("ImagePullBackOff"),
+        "{}",
+        out.describe()
+    );
+    assert!(build_pods(&fake).is_empty());
+}
