@@ -806,3 +806,72 @@ fn cli_failed_kaniko_build_exits_non_zero_with_the_reason() {
     );
     assert!(build_pods(&fake).is_empty());
 }
+
+#[test]
+fn cli_ctrl_c_deletes_the_build_pod() {
+    let fake = FakeKube::start();
+    fake.on_pod_created(|_| {
+        // Runs until deleted.
+        Some(
+            PodScript::new()
+                .status(PodStatus::Pending)
+                .status(PodStatus::InitRunning("context".into()))
+                .wait_exec(Some("context"), 2)
+                .status(PodStatus::Running)
+                .log(Some("kaniko"), "INFO[0001] RUN sleep 1000\n"),
+        )
+    });
+    let project = cli_project("    build:\n      kaniko: {}\n");
+    let home = TempProject::new();
+    let mut running = project
+        .devspace()
+        .args(["build", "--debug"])
+        .home(home.path())
+        .kubeconfig(fake.kubeconfig())
+        .spawn();
+    running.wait_for_output("RUN sleep 1000", LIMIT);
+    assert_eq!(build_pods(&fake).len(), 1);
+    running.interrupt();
+    let out = running.wait();
+    out.assert_code(130);
+    assert!(build_pods(&fake).is_empty(), "{}", out.describe());
+}
+
+#[test]
+fn cli_secret_from_local_credentials_is_never_printed() {
+    let fake = FakeKube::start();
+    fake.on_pod_created(|_| Some(kaniko_script("INFO[0001] done\n", 0)));
+    let project = cli_project("    build:\n      kaniko: {}\n");
+    let home = TempProject::new();
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci-user:pa55-word-x");
+    home.write(
+        ".docker/config.json",
+        json!({"auths": {"127.0.0.1:5000": {"auth": auth}}}).to_string(),
+    );
+    let out = project
+        .devspace()
+        .args(["build", "--debug"])
+        .home(home.path())
+        .kubeconfig(fake.kubeconfig())
+        .run();
+    out.assert_success();
+    assert!(
+        !out.combined().contains("pa55-word-x"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.combined().contains(&auth), "{}", out.describe());
+    let secret = fake
+        .get("v1", "Secret", "default", "devspace-auth-127-0-0-1-5000")
+        .expect("secret from the local credentials");
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().expect("data"))
+        .expect("base64");
+    let config: Value = serde_json::from_slice(&config).expect("json");
+    assert_eq!(config["auths"]["127.0.0.1:5000"]["auth"], auth);
+    let pod = &created_pods(&fake)[0];
+    assert_eq!(
+        pod["spec"]["volumes"][1]["secret"]["secretName"],
+        "devspace-auth-127-0-0-1-5000"
+    );
+}
