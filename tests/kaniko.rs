@@ -875,3 +875,36 @@ fn cli_secret_from_local_credentials_is_never_printed() {
         "devspace-auth-127-0-0-1-5000"
     );
 }
+
+#[test]
+fn cli_timeout_from_the_environment() {
+    let fake = FakeKube::start();
+    fake.on_pod_created(|_| Some(PodScript::new().status(PodStatus::Pending)));
+    let project = cli_project("    build:\n      kaniko: {}\n");
+    let home = TempProject::new();
+    let run = |value: &str| {
+        project
+            .devspace()
+            .arg("build")
+            .home(home.path())
+            .kubeconfig(fake.kubeconfig())
+            .env("DEVSPACE_KANIKO_TIMEOUT", value)
+            .run()
+    };
+    let out = run("1s");
+    out.assert_code(1);
+    assert!(
+        out.combined().contains("did not finish within 1s"),
+        "{}",
+        out.describe()
+    );
+    assert!(build_pods(&fake).is_empty());
+    let out = run("soon");
+    out.assert_code(1);
+    assert!(
+        out.combined().contains("DEVSPACE_KANIKO_TIMEOUT"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(created_pods(&fake).len(), 1, "no pod for a bad timeout");
+}
