@@ -11,7 +11,6 @@ cargo build --release --locked --manifest-path "$repo/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$repo/target}/release/devspace"
 
 cd "$repo/examples/quickstart"
-# Until `devspace build` lands this shows the resolved images; then it becomes `build`.
-QUICKSTART_COMMAND=(print --images)
+QUICKSTART_COMMAND=(build)
 echo "quickstart: devspace ${QUICKSTART_COMMAND[*]} $* (in examples/quickstart)" >&2
 exec "$bin" "${QUICKSTART_COMMAND[@]}" "$@"

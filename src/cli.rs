@@ -95,6 +95,9 @@ pub enum Command {
         /// Deploy the recorded tags without building.
         #[arg(long, conflicts_with = "force_build")]
         skip_build: bool,
+        /// Write image references as name:tag@digest when the digest is known.
+        #[arg(long)]
+        use_digests: bool,
     },
     /// Build and deploy, then rebuild and redeploy what changes until Ctrl-C.
     Dev {
@@ -103,6 +106,9 @@ pub enum Command {
         /// Deploy the recorded tags without building first.
         #[arg(long, conflicts_with = "force_build")]
         skip_build: bool,
+        /// Write image references as name:tag@digest when the digest is known.
+        #[arg(long)]
+        use_digests: bool,
     },
     /// Build, then print the manifests and Helm values deploy would apply.
     Render {
@@ -111,6 +117,9 @@ pub enum Command {
         /// Render with the recorded tags without building.
         #[arg(long)]
         skip_build: bool,
+        /// Write image references as name:tag@digest when the digest is known.
+        #[arg(long)]
+        use_digests: bool,
     },
     /// Print the resolved config (after profiles and vars).
     Print {

@@ -8,9 +8,11 @@ mod support;
 use devspace::config::{
     Config, DeploymentConfig, HelmChart, HelmDeployment, ImageConfig, KubectlDeployment,
 };
-use devspace::deploy::apply::{ApplyAction, ApplyResult, FIELD_MANAGER, apply_objects};
+use devspace::deploy::apply::{
+    ApplyAction, ApplyResult, FIELD_MANAGER, apply_objects, apply_rendered,
+};
 use devspace::deploy::helm_run::{HelmRelease, HelmRunError, run_helm};
-use devspace::deploy::{ImageTable, ImageTag, RenderedKind, render_deployment};
+use devspace::deploy::{ImageTable, ImageTag, RenderedDeployment, RenderedKind, render_deployment};
 use devspace::kube::{KubeClient, KubeSettings, Tools};
 use indexmap::IndexMap;
 use serde_json::json;
@@ -69,12 +71,20 @@ spec:
           image: localhost:5000/web
 ";
 
-/// A project with one kubectl deployment of `manifests` and the image `localhost:5000/web`
-/// built with tag `abcde`; returns the rendered objects.
+/// The objects of [`rendered`] (deployment without a namespace).
 fn rendered_objects(
     project: &TempProject,
     manifests: &str,
 ) -> Vec<devspace::deploy::ManifestObject> {
+    match rendered(project, manifests, None).kind {
+        RenderedKind::Kubectl { objects } => objects,
+        RenderedKind::Helm { .. } => panic!("kubectl deployment rendered as helm"),
+    }
+}
+
+/// A project with one kubectl deployment of `manifests` (in `namespace`) and the image
+/// `localhost:5000/web` built with tag `abcde`, rendered.
+fn rendered(project: &TempProject, manifests: &str, namespace: Option<&str>) -> RenderedDeployment {
     std::fs::write(project.path().join("k8s.yaml"), manifests).expect("manifest");
     let mut config = Config::default();
     config.images.insert(
@@ -86,6 +96,7 @@ fn rendered_objects(
     );
     let deployment = DeploymentConfig {
         name: "web".into(),
+        namespace: namespace.map(Into::into),
         kubectl: Some(KubectlDeployment {
             manifests: vec!["k8s.yaml".into()],
             ..KubectlDeployment::default()
@@ -94,11 +105,7 @@ fn rendered_objects(
     };
     let tags: IndexMap<String, ImageTag> = [("web".to_owned(), ImageTag::new("abcde"))].into();
     let table = ImageTable::new(&config, &tags, false);
-    let rendered = render_deployment(&deployment, project.path(), &table).expect("render");
-    match rendered.kind {
-        RenderedKind::Kubectl { objects } => objects,
-        RenderedKind::Helm { .. } => panic!("kubectl deployment rendered as helm"),
-    }
+    render_deployment(&deployment, project.path(), &table).expect("render")
 }
 
 fn summary(results: &[ApplyResult]) -> Vec<String> {
@@ -197,6 +204,27 @@ async fn namespaced_objects_default_to_the_given_namespace() {
     assert!(fake.get("v1", "ConfigMap", "team", "a").is_some());
     assert!(fake.get("v1", "ConfigMap", "default", "a").is_none());
     assert!(fake.get("v1", "ConfigMap", "default", "b").is_some());
+
+    // A rendered deployment goes to its own namespace, else the client's (`default` here).
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
+    let in_team = within(
+        "apply",
+        apply_rendered(&client, &rendered(&project, text, Some("team"))),
+    )
+    .await;
+    assert_eq!(
+        summary(&in_team),
+        vec!["configmap/c created (namespace team)"]
+    );
+    let in_default = within(
+        "apply",
+        apply_rendered(&client, &rendered(&project, text, None)),
+    )
+    .await;
+    assert_eq!(
+        summary(&in_default),
+        vec!["configmap/c created (namespace default)"]
+    );
 }
 
 #[tokio::test]

@@ -10,14 +10,15 @@ use base64::Engine as _;
 use devspace::config::{Config, DeploymentConfig, ImageConfig};
 use devspace::kube::local::{KindLoad, kind_load, minikube_docker_env};
 use devspace::kube::{
-    KubeClient, KubeSettings, LazyKubeClient, PullSecretOptions, PullSecretReport,
-    RegistryCredentials, SecretAction, Tools, ensure_pull_secrets, plan_pull_secrets,
+    KubeClient, KubeSettings, LazyKubeClient, PullSecretOptions, PullSecretReport, SecretAction,
+    Tools, ensure_pull_secrets, plan_pull_secrets,
 };
+use devspace::registry::{Credential, Registry};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use support::kube_fake::{EventType, FakeKube};
+use support::kube_fake::{EventType, FakeKube, FakeOptions};
 use support::stand_in::StandIns;
 
 /// Generous bound for anything awaited: a hang fails the test instead of CI.
@@ -72,18 +73,16 @@ fn project() -> Config {
 const LOCAL_PASSWORD: &str = "s3cr3t-local";
 const HUB_PASSWORD: &str = "s3cr3t-hub";
 
-fn credentials(local_password: &str) -> Vec<RegistryCredentials> {
+fn credentials(local_password: &str) -> Vec<(Registry, Credential)> {
     vec![
-        RegistryCredentials {
-            registry: "localhost:5000".into(),
-            username: "alice".into(),
-            password: local_password.into(),
-        },
-        RegistryCredentials {
-            registry: "https://index.docker.io/v1/".into(),
-            username: "john".into(),
-            password: HUB_PASSWORD.into(),
-        },
+        (
+            Registry::from_user_input("localhost:5000").expect("registry"),
+            Credential::new("alice", local_password),
+        ),
+        (
+            Registry::from_user_input("https://index.docker.io/v1/").expect("registry"),
+            Credential::new("john", HUB_PASSWORD),
+        ),
     ]
 }
 
@@ -98,6 +97,21 @@ async fn ensure(fake: &FakeKube, local_password: &str) -> PullSecretReport {
     within(
         "ensure pull secrets",
         ensure_pull_secrets(&client, &plan, &PullSecretOptions::default()),
+    )
+    .await
+}
+
+/// Pull secrets for [`project`]'s images only into the client's namespace (no deployments).
+async fn ensure_in_client_namespace(
+    client: &KubeClient,
+    options: &PullSecretOptions,
+) -> PullSecretReport {
+    let mut config = project();
+    config.deployments.clear();
+    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
+    within(
+        "ensure pull secrets",
+        ensure_pull_secrets(client, &plan, options),
     )
     .await
 }
@@ -433,14 +447,7 @@ async fn service_account_conflict_is_retried() {
     let client = KubeClient::from_settings(&settings(&path))
         .await
         .expect("client");
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
-    let report = within(
-        "ensure pull secrets",
-        ensure_pull_secrets(&client, &plan, &PullSecretOptions::default()),
-    )
-    .await;
+    let report = ensure_in_client_namespace(&client, &PullSecretOptions::default()).await;
     let sa = &report.service_accounts[0];
     assert_eq!(sa.conflicts, 1, "{sa}");
     assert_eq!(
@@ -564,14 +571,7 @@ async fn context_and_namespace_flags_select_the_cluster() {
     within("reachable", chosen.check_reachable())
         .await
         .expect("the fake answers");
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, chosen.namespace(), &credentials(LOCAL_PASSWORD));
-    let report = within(
-        "ensure",
-        ensure_pull_secrets(&chosen, &plan, &PullSecretOptions::default()),
-    )
-    .await;
+    let report = ensure_in_client_namespace(&chosen, &PullSecretOptions::default()).await;
     assert!(report.is_ok(), "{report:?}");
     assert!(
         fake.get("v1", "Secret", "team", "devspace-auth-docker")
@@ -692,14 +692,11 @@ async fn missing_service_account_is_reported_after_the_wait() {
     fake.delete("v1", "ServiceAccount", "default", "default")
         .expect("delete the default service account");
     let client = client(&fake).await;
-    let mut config = project();
-    config.deployments.clear();
-    let plan = plan_pull_secrets(&config, client.namespace(), &credentials(LOCAL_PASSWORD));
     let options = PullSecretOptions {
         service_account_wait: Duration::ZERO,
         ..PullSecretOptions::default()
     };
-    let report = within("ensure", ensure_pull_secrets(&client, &plan, &options)).await;
+    let report = ensure_in_client_namespace(&client, &options).await;
     assert!(
         report.secrets.iter().all(|s| s.result.is_ok()),
         "{report:?}"
@@ -708,5 +705,34 @@ async fn missing_service_account_is_reported_after_the_wait() {
     assert!(
         sa.starts_with("adding pull secrets to service account default/default failed (context `fake`): service account `default` not found in namespace `default`"),
         "{sa}"
+    );
+}
+
+#[tokio::test]
+async fn https_cluster_and_the_context_namespace() {
+    let fake = FakeKube::start_with(FakeOptions {
+        tls: true,
+        namespace: "team".into(),
+        context: "secure".into(),
+        ..FakeOptions::default()
+    });
+    assert!(fake.url().starts_with("https://"));
+    let client = client(&fake).await;
+    assert_eq!(client.context(), "secure");
+    assert_eq!(
+        client.namespace(),
+        "team",
+        "the context's namespace is the default"
+    );
+    assert!(
+        within("ensure namespace", client.ensure_namespace("team"))
+            .await
+            .expect("created over https")
+    );
+    let report = ensure_in_client_namespace(&client, &PullSecretOptions::default()).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(
+        sa_pull_secrets(&fake, "team"),
+        vec!["devspace-auth-localhost-5000", "devspace-auth-docker"]
     );
 }

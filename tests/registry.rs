@@ -157,7 +157,10 @@ fn login_with_wrong_password_fails_with_exit_5_and_no_secret() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(&format!("devspace login {}", registry.host())),
+        stderr.contains(&format!(
+            "hint: check the user name and password for {}",
+            registry.host()
+        )),
         "{stderr}"
     );
     assert!(!text(&out.stdout).contains("Login Succeeded"));
@@ -260,7 +263,8 @@ async fn credentials_resolve_through_a_real_helper() {
         .unwrap()
         .with_helper_env(pass.env());
     let credential = config
-        .resolve(&target)
+        .resolve_async(&target)
+        .await
         .unwrap()
         .expect("helper has credentials");
     assert_eq!(credential, Credential::new(USER, PASSWORD));
@@ -520,6 +524,121 @@ fn login_against_a_bearer_token_registry() {
     assert_eq!(stored, Some(Credential::new(USER, PASSWORD)));
 }
 
+/// Runs `devspace ARGS` on a pseudo-terminal (util-linux `script`), answering each prompt
+/// once it appears; stdin stays open until the process ends, as on a real terminal.
+/// Returns the exit status and everything the terminal showed.
+fn devspace_on_terminal(
+    args: &[&str],
+    docker_config: &Path,
+    answers: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    require_tool("script");
+    let command = std::iter::once(env!("CARGO_BIN_EXE_devspace"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("DOCKER_CONFIG", docker_config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let screen = screen.clone();
+        let mut stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Bounds only, so a broken prompt fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    for (prompt, answer) in answers {
+        loop {
+            let text = screen.lock().unwrap().clone();
+            if let Some(at) = text[seen..].find(prompt) {
+                seen += at + prompt.len();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+                "no prompt {prompt:?}; terminal showed: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .expect("type answer");
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "devspace did not finish; terminal showed: {}",
+                screen.lock().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    reader.join().expect("reader");
+    let text = screen.lock().unwrap().clone();
+    (status, text)
+}
+
+#[test]
+fn login_prompts_on_a_terminal_without_echo() {
+    let registry = TestRegistry::start_htpasswd(USER, PASSWORD);
+    let config_dir = tempfile::tempdir().unwrap();
+
+    let (status, screen) = devspace_on_terminal(
+        &["login", &registry.host()],
+        config_dir.path(),
+        &[("Username: ", USER), ("Password: ", WRONG_PASSWORD)],
+    );
+    assert_eq!(status.code(), Some(ExitCode::Auth as i32), "{screen}");
+    assert!(
+        !screen.contains(WRONG_PASSWORD),
+        "password echoed: {screen}"
+    );
+
+    let (status, screen) = devspace_on_terminal(
+        &["login", &registry.host()],
+        config_dir.path(),
+        &[("Username: ", USER), ("Password: ", PASSWORD)],
+    );
+    assert!(status.success(), "{screen}");
+    assert!(screen.contains("Login Succeeded"), "{screen}");
+    assert!(!screen.contains(PASSWORD), "password echoed: {screen}");
+    assert_eq!(
+        DockerConfig::load_from_dir(config_dir.path())
+            .unwrap()
+            .resolve(&host_registry(&registry))
+            .unwrap(),
+        Some(Credential::new(USER, PASSWORD))
+    );
+}
+
 #[test]
 fn services_are_installed() {
     for tool in [
@@ -533,4 +652,53 @@ fn services_are_installed() {
     ] {
         require_tool(tool);
     }
+}
+
+#[tokio::test]
+async fn docker_credentials_push_through_the_engine_api() {
+    use bollard::Docker;
+    use bollard::query_parameters::{
+        PushImageOptionsBuilder, RemoveImageOptions, TagImageOptionsBuilder,
+    };
+    use futures_util::StreamExt;
+
+    let registry = TestRegistry::start_htpasswd(USER, PASSWORD);
+    let docker = Docker::connect_with_defaults()
+        .expect("docker client")
+        .negotiate_version()
+        .await
+        .expect("the Docker daemon answers (run scripts/services.sh)");
+    let repo = format!("{}/engine/app", registry.host());
+    docker
+        .tag_image(
+            "busybox:latest",
+            Some(TagImageOptionsBuilder::new().repo(&repo).tag("v1").build()),
+        )
+        .await
+        .expect("tag busybox");
+    let credential = Credential::new(USER, PASSWORD);
+    assert!(credential.survives_bollard_encoding(&host_registry(&registry)));
+    let mut push = docker.push_image(
+        &repo,
+        Some(PushImageOptionsBuilder::new().tag("v1").build()),
+        Some(credential.to_docker_credentials(&host_registry(&registry))),
+    );
+    let mut error = None;
+    while let Some(item) = push.next().await {
+        if let Err(e) = item {
+            error = Some(e.to_string());
+        }
+    }
+    let _ = docker
+        .remove_image(&format!("{repo}:v1"), None::<RemoveImageOptions>, None)
+        .await;
+    assert_eq!(error, None, "push through the Engine API failed");
+    let reference = Reference::parse(&format!("{repo}:v1")).unwrap();
+    assert!(
+        client()
+            .manifest_exists(&reference, Some(&credential))
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -61,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> ExitCode {
             cancel,
         )
         .await;
-        print_report(&run.report, args.output, dry_run, global.silent);
+        print_report(&run.report, args.output, dry_run, global.silent, false);
         run.exit
     })
 }
@@ -75,16 +75,62 @@ pub fn kube_settings(global: &GlobalArgs) -> KubeSettings {
     }
 }
 
-/// Prints the summary (text) or the JSON report on stdout.
-pub fn print_report(report: &BuildReport, output: OutputFormat, dry_run: bool, silent: bool) {
+/// Prints the summary (text) or the JSON report on stdout (on stderr with `to_stderr`, for
+/// commands whose stdout carries something else).
+pub fn print_report(
+    report: &BuildReport,
+    output: OutputFormat,
+    dry_run: bool,
+    silent: bool,
+    to_stderr: bool,
+) {
     let text = match output {
         OutputFormat::Json => summary::render_json(report) + "\n",
         OutputFormat::Text if silent => return,
         OutputFormat::Text if dry_run => summary::render_dry_run(report),
         OutputFormat::Text => summary::render(report),
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
+    if to_stderr {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    } else {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+}
+
+/// The tag (and digest) deploy uses for every image: the one built in this run, else the one
+/// recorded in the cache by an earlier build. Images never built have none.
+pub fn deploy_tags(
+    loaded: &Loaded,
+    run: Option<&BuildRun>,
+) -> IndexMap<String, crate::deploy::ImageTag> {
+    let cache = crate::build::cache::Cache::open(&loaded.source.root);
+    let profile = profile_key(loaded);
+    let mut tags = IndexMap::new();
+    for key in loaded.config.images.keys() {
+        if let Some(s) = run.and_then(|r| r.images.get(key))
+            && let Some(tag) = s.tags.first()
+        {
+            tags.insert(
+                key.clone(),
+                crate::deploy::ImageTag {
+                    tag: tag.clone(),
+                    digest: s.digest.clone(),
+                },
+            );
+            continue;
+        }
+        if let Some(cached) = cache.cached(&profile, key)
+            && let Some(tag) = cached.entry.tag.clone().filter(|t| !t.is_empty())
+        {
+            let digest = cached
+                .record
+                .as_ref()
+                .and_then(|r| r.push.as_ref())
+                .and_then(|p| p.digest.clone());
+            tags.insert(key.clone(), crate::deploy::ImageTag { tag, digest });
+        }
+    }
+    tags
 }
 
 fn disabled_report(plan: &ImagePlan) -> ImageReport {

@@ -49,6 +49,11 @@ impl LoginError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            // The generic hint says "run devspace login", which is what just failed.
+            LoginError::Registry(e) if e.is_unauthorized() => Some(format!(
+                "check the user name and password for {}",
+                e.registry()
+            )),
             LoginError::Registry(e) => e.hint(),
             LoginError::Credentials(e) => e.hint(),
             LoginError::Usage(_) => Some("see `devspace login --help`".into()),

@@ -7,6 +7,7 @@ pub mod build;
 pub mod common;
 pub mod login;
 pub mod print;
+pub mod render;
 
 use crate::cli::{Cli, Command};
 use crate::exit::ExitCode;
@@ -24,7 +25,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build { build, dry_run } => build::run(&cli.global, build, *dry_run),
         Command::Deploy { .. } => not_implemented("deploy"),
         Command::Dev { .. } => not_implemented("dev"),
-        Command::Render { .. } => not_implemented("render"),
+        Command::Render {
+            build,
+            skip_build,
+            use_digests,
+        } => render::run(&cli.global, build, *skip_build, *use_digests),
         Command::Login {
             registry,
             username,

@@ -7,7 +7,7 @@
 //! `configured` (resourceVersion changed) or `unchanged` (the server kept the object as it
 //! was). Objects are applied in order and one failure does not stop the others.
 
-use crate::deploy::ManifestObject;
+use crate::deploy::{ManifestObject, RenderedDeployment, RenderedKind};
 use crate::kube::{KubeClient, KubeError};
 use ::kube::api::{Api, DynamicObject, Patch, PatchParams};
 use ::kube::core::GroupVersionKind;
@@ -165,6 +165,23 @@ pub async fn apply_objects(
         results.push(result);
     }
     results
+}
+
+/// Applies a rendered kubectl deployment into its namespace, else the client's; Helm
+/// deployments have no objects and give no results.
+pub async fn apply_rendered(
+    client: &KubeClient,
+    deployment: &RenderedDeployment,
+) -> Vec<ApplyResult> {
+    let RenderedKind::Kubectl { objects } = &deployment.kind else {
+        return Vec::new();
+    };
+    let namespace = deployment
+        .namespace
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(client.namespace());
+    apply_objects(client, namespace, objects).await
 }
 
 async fn apply_one(

@@ -14,7 +14,7 @@ pub mod render;
 pub mod replace;
 
 mod error;
-pub(crate) mod reference;
+mod reference;
 mod yaml;
 
 pub use error::DeployError;

@@ -39,6 +39,34 @@ impl std::fmt::Display for LocalCluster {
     }
 }
 
+/// How a locally built image reaches the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageDelivery {
+    /// The cluster runs on the daemon the image is built with (Docker Desktop, or minikube's
+    /// own daemon through `minikube docker-env`): nothing to push.
+    SharedDaemon,
+    /// Copy the image into the nodes with `kind load docker-image`.
+    KindLoad { cluster: String },
+    /// Push to the registry as for a remote cluster.
+    Push,
+}
+
+impl LocalCluster {
+    /// How images reach this cluster: minikube shares its daemon when `prefer_minikube`
+    /// (DevSpace's `preferMinikube`, default true), kind loads images when its CLI is
+    /// installed, k3d and anything else push.
+    pub fn delivery(&self, prefer_minikube: bool, kind_installed: bool) -> ImageDelivery {
+        match self {
+            LocalCluster::DockerDesktop => ImageDelivery::SharedDaemon,
+            LocalCluster::Minikube { .. } if prefer_minikube => ImageDelivery::SharedDaemon,
+            LocalCluster::Kind { cluster } if kind_installed => ImageDelivery::KindLoad {
+                cluster: cluster.clone(),
+            },
+            _ => ImageDelivery::Push,
+        }
+    }
+}
+
 const MINIKUBE_PROVIDER: &str = "minikube.sigs.k8s.io";
 
 /// Which local cluster `context` of `kubeconfig` points at; `minikube_profiles` are the profile
@@ -348,6 +376,42 @@ contexts:
                 detect_local_cluster(&kubeconfig, context, profiles),
                 want,
                 "context {context}"
+            );
+        }
+    }
+
+    #[test]
+    fn delivery_table() {
+        let kind = LocalCluster::Kind {
+            cluster: "dev".into(),
+        };
+        let mk = LocalCluster::Minikube {
+            profile: "minikube".into(),
+        };
+        let k3d = LocalCluster::K3d {
+            cluster: "c".into(),
+        };
+        let kind_load = ImageDelivery::KindLoad {
+            cluster: "dev".into(),
+        };
+        let cases = [
+            (
+                &LocalCluster::DockerDesktop,
+                false,
+                false,
+                ImageDelivery::SharedDaemon,
+            ),
+            (&mk, true, false, ImageDelivery::SharedDaemon),
+            (&mk, false, true, ImageDelivery::Push),
+            (&kind, true, true, kind_load),
+            (&kind, true, false, ImageDelivery::Push),
+            (&k3d, true, true, ImageDelivery::Push),
+        ];
+        for (cluster, prefer_minikube, kind_installed, want) in cases {
+            assert_eq!(
+                cluster.delivery(prefer_minikube, kind_installed),
+                want,
+                "{cluster} {prefer_minikube} {kind_installed}"
             );
         }
     }

@@ -15,10 +15,10 @@ pub mod tools;
 
 pub use client::{KubeClient, KubeSettings, KubeTarget, LazyKubeClient, resolve_target};
 pub use error::KubeError;
-pub use local::{LocalCluster, LocalClusterError, detect_local_cluster};
+pub use local::{ImageDelivery, LocalCluster, LocalClusterError, detect_local_cluster};
 pub use pull_secrets::{
-    PlannedPullSecret, PullSecretOptions, PullSecretPlan, PullSecretReport, RegistryCredentials,
-    SecretAction, SecretOutcome, ServiceAccountOutcome, SkipReason, SkippedRegistry,
-    ensure_pull_secrets, plan_pull_secrets, pull_secret_name,
+    PlannedPullSecret, PullSecretOptions, PullSecretPlan, PullSecretReport, SecretAction,
+    SecretOutcome, ServiceAccountOutcome, SkippedRegistry, ensure_pull_secrets, plan_pull_secrets,
+    pull_secret_registries,
 };
 pub use tools::Tools;

@@ -3,19 +3,19 @@
 //! `default` ServiceAccount.
 //!
 //! Rules (DevSpace, surface §9, with 5.x's namespaces): every image with `createPullSecret`
-//! unset or true names a registry (Docker Hub as `""`); a registry gets a secret
-//! `devspace-auth-<host>` only when we hold a username and a password for it; the secret goes
-//! into the default namespace and each distinct deployment namespace. An existing secret with
-//! the same content is left alone (compared as JSON, so secrets DevSpace wrote with its own
-//! formatting are not rewritten), a different one is updated; the ServiceAccount gains each
-//! name once, by a resourceVersion-guarded update retried on 409. Secret contents never appear
-//! in `Debug` output, reports or errors.
+//! unset or true names a registry; a registry gets a secret `devspace-auth-<host>`
+//! ([`Registry::pull_secret_name`]) only when we hold a username and a password for it (not an
+//! identity token); the secret goes into the default namespace and each distinct deployment
+//! namespace. An existing secret with the same content is left alone (compared as JSON, so
+//! secrets DevSpace wrote with its own formatting are not rewritten), a different one is
+//! updated; the ServiceAccount gains each name once, by a resourceVersion-guarded update retried
+//! on 409. Secret contents never appear in `Debug` output, reports or errors.
 
 use crate::config::Config;
 use crate::kube::KubeClient;
 use crate::kube::error::KubeError;
+use crate::registry::{Credential, Registry};
 use ::kube::api::{Api, ObjectMeta, PostParams};
-use base64::Engine as _;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{LocalObjectReference, Secret, ServiceAccount};
 use std::collections::BTreeMap;
@@ -24,110 +24,35 @@ use std::time::Duration;
 /// The data key and type of a Docker config secret.
 const DOCKER_CONFIG_KEY: &str = ".dockerconfigjson";
 const DOCKER_CONFIG_TYPE: &str = "kubernetes.io/dockerconfigjson";
-/// Docker Hub's key inside `auths` (what the Docker CLI stores).
-const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// The email DevSpace writes into deploy-time pull secrets.
 const EMAIL: &str = "noreply@devspace.cloud";
 
-/// Credentials for one registry, as resolved from the user's Docker config.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RegistryCredentials {
-    /// Registry host (`localhost:5000`, `gcr.io`); any Docker Hub spelling (`""`, `docker.io`,
-    /// `index.docker.io`, `https://index.docker.io/v1/`, `hub.docker.com`) means Docker Hub.
-    pub registry: String,
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for RegistryCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryCredentials")
-            .field("registry", &self.registry)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// `host` (scheme and path stripped, lower case) of a registry key; `""` for Docker Hub.
-pub fn normalize_registry(key: &str) -> String {
-    let key = key.trim();
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = key
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    match host.as_str() {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "hub.docker.com" => {
-            String::new()
-        }
-        _ => host,
-    }
-}
-
-/// The registry host of an image (`""` for Docker Hub); `None` when `image` is not a valid
-/// reference.
-pub fn registry_of_image(image: &str) -> Option<String> {
-    let reference = crate::deploy::reference::parse(image)?;
-    let host = reference.canonical.split('/').next().unwrap_or_default();
-    Some(normalize_registry(host))
-}
-
-/// How users read a registry: Docker Hub as `hub.docker.com`.
-pub fn display_registry(registry: &str) -> &str {
-    if registry.is_empty() {
-        "hub.docker.com"
-    } else {
-        registry
-    }
-}
-
-/// `devspace-auth-<host>`: lower case, every character outside `[a-z0-9-]` replaced by `-`;
-/// Docker Hub gives `devspace-auth-docker`.
-pub fn pull_secret_name(registry: &str) -> String {
-    let registry = normalize_registry(registry);
-    if registry.is_empty() {
-        return "devspace-auth-docker".to_owned();
-    }
-    let suffix: String = registry
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '-' => c,
-            _ => '-',
-        })
-        .collect();
-    format!("devspace-auth-{suffix}")
-}
-
-/// The `.dockerconfigjson` document for one registry.
-pub fn docker_config_json(registry: &str, username: &str, password: &str) -> Vec<u8> {
-    let registry = normalize_registry(registry);
-    let key = if registry.is_empty() {
-        DOCKER_HUB_KEY.to_owned()
-    } else {
-        registry
-    };
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+/// The `.dockerconfigjson` document for one registry:
+/// `{"auths":{"<credential key>":{"auth":"<base64 user:password>","email":"noreply@devspace.cloud"}}}`.
+pub fn docker_config_json(registry: &Registry, credential: &Credential) -> Vec<u8> {
     let mut entry = serde_json::Map::new();
-    entry.insert("auth".into(), auth.into());
+    entry.insert("auth".into(), credential.basic_auth_value().into());
     entry.insert("email".into(), EMAIL.into());
     let mut auths = serde_json::Map::new();
-    auths.insert(key, entry.into());
+    auths.insert(registry.credential_key().to_owned(), entry.into());
     let mut document = serde_json::Map::new();
     document.insert("auths".into(), auths.into());
     serde_json::to_vec(&serde_json::Value::Object(document))
         .expect("a map of strings always serialises")
 }
 
+/// Whether a credential can go into a deploy-time pull secret: a username and a password, not
+/// an identity token (DevSpace creates no secret for token-only logins).
+fn usable(credential: &Credential) -> bool {
+    !credential.username.is_empty()
+        && !credential.secret.is_empty()
+        && !credential.is_identity_token()
+}
+
 /// One secret to ensure.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlannedPullSecret {
-    /// Registry host, `""` for Docker Hub.
-    pub registry: String,
+    pub registry: Registry,
     pub namespace: String,
     pub name: String,
     docker_config: Vec<u8>,
@@ -146,9 +71,9 @@ impl std::fmt::Debug for PlannedPullSecret {
 impl PlannedPullSecret {
     /// Secret `name` in `namespace` holding `docker_config` (a `.dockerconfigjson` document)
     /// for `registry`, e.g. the one a kaniko build pod mounts.
-    pub fn new(registry: &str, namespace: &str, name: &str, docker_config: Vec<u8>) -> Self {
+    pub fn new(registry: Registry, namespace: &str, name: &str, docker_config: Vec<u8>) -> Self {
         Self {
-            registry: normalize_registry(registry),
+            registry,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             docker_config,
@@ -191,35 +116,25 @@ impl PlannedPullSecret {
     }
 }
 
-/// Why a wanted registry gets no secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
-    /// No username and password are known for it.
-    NoCredentials,
-    /// The image name is not a valid reference, so its registry is unknown.
-    InvalidImage { image: String },
-}
-
 /// A registry (or image) that gets no secret, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedRegistry {
-    /// Registry host (`""` for Docker Hub); the image key for [`SkipReason::InvalidImage`].
-    pub registry: String,
-    pub reason: SkipReason,
+pub enum SkippedRegistry {
+    /// No username and password are known for it.
+    NoCredentials { registry: Registry },
+    /// The image name is not a valid reference, so its registry is unknown.
+    InvalidImage { key: String, image: String },
 }
 
 impl std::fmt::Display for SkippedRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.reason {
-            SkipReason::NoCredentials => write!(
+        match self {
+            SkippedRegistry::NoCredentials { registry } => write!(
                 f,
-                "no pull secret for registry {}: no username and password stored for it",
-                display_registry(&self.registry)
+                "no pull secret for registry {registry}: no username and password stored for it"
             ),
-            SkipReason::InvalidImage { image } => write!(
+            SkippedRegistry::InvalidImage { key, image } => write!(
                 f,
-                "no pull secret for image `{}`: `{image}` is not a valid image name",
-                self.registry
+                "no pull secret for image `{key}`: `{image}` is not a valid image name"
             ),
         }
     }
@@ -247,57 +162,59 @@ pub fn pull_secret_namespaces(config: &Config, default_namespace: &str) -> Vec<S
     namespaces
 }
 
-/// Decides which secrets to ensure for `config`, given the credentials we hold.
-pub fn plan_pull_secrets(
-    config: &Config,
-    default_namespace: &str,
-    credentials: &[RegistryCredentials],
-) -> PullSecretPlan {
-    let mut plan = PullSecretPlan::default();
-    let mut registries: Vec<String> = Vec::new();
+/// The registries of images that want a pull secret (`createPullSecret` unset or true), each
+/// once in config order, and the images whose name is not a valid reference. Resolve
+/// credentials for exactly these.
+pub fn pull_secret_registries(config: &Config) -> (Vec<Registry>, Vec<SkippedRegistry>) {
+    let mut registries: Vec<Registry> = Vec::new();
+    let mut invalid = Vec::new();
     for (key, image) in &config.images {
         if !image.wants_pull_secret() {
             continue;
         }
-        match registry_of_image(&image.image) {
-            Some(registry) => {
+        match Registry::of_image(&image.image) {
+            Ok(registry) => {
                 if !registries.contains(&registry) {
                     registries.push(registry);
                 }
             }
-            None => plan.skipped.push(SkippedRegistry {
-                registry: key.clone(),
-                reason: SkipReason::InvalidImage {
-                    image: image.image.clone(),
-                },
+            Err(_) => invalid.push(SkippedRegistry::InvalidImage {
+                key: key.clone(),
+                image: image.image.clone(),
             }),
         }
     }
+    (registries, invalid)
+}
+
+/// Decides which secrets to ensure for `config`, given the credentials we hold per registry.
+pub fn plan_pull_secrets(
+    config: &Config,
+    default_namespace: &str,
+    credentials: &[(Registry, Credential)],
+) -> PullSecretPlan {
+    let (registries, mut skipped) = pull_secret_registries(config);
     let namespaces = pull_secret_namespaces(config, default_namespace);
+    let mut secrets = Vec::new();
     for registry in registries {
-        let held = credentials.iter().find(|c| {
-            normalize_registry(&c.registry) == registry
-                && !c.username.is_empty()
-                && !c.password.is_empty()
-        });
-        let Some(held) = held else {
-            plan.skipped.push(SkippedRegistry {
-                registry,
-                reason: SkipReason::NoCredentials,
-            });
+        let held = credentials
+            .iter()
+            .find(|(r, credential)| *r == registry && usable(credential));
+        let Some((_, credential)) = held else {
+            skipped.push(SkippedRegistry::NoCredentials { registry });
             continue;
         };
-        let docker_config = docker_config_json(&registry, &held.username, &held.password);
+        let docker_config = docker_config_json(&registry, credential);
         for namespace in &namespaces {
-            plan.secrets.push(PlannedPullSecret {
+            secrets.push(PlannedPullSecret {
                 registry: registry.clone(),
                 namespace: namespace.clone(),
-                name: pull_secret_name(&registry),
+                name: registry.pull_secret_name(),
                 docker_config: docker_config.clone(),
             });
         }
     }
-    plan
+    PullSecretPlan { secrets, skipped }
 }
 
 /// The names of `names` the ServiceAccount's `imagePullSecrets` lacks, each once, in order.
@@ -347,7 +264,7 @@ pub enum SecretAction {
 /// The outcome for one planned secret.
 #[derive(Debug)]
 pub struct SecretOutcome {
-    pub registry: String,
+    pub registry: Registry,
     pub namespace: String,
     pub name: String,
     pub result: Result<SecretAction, KubeError>,
@@ -357,9 +274,7 @@ impl std::fmt::Display for SecretOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let what = format!(
             "image pull secret {}/{} (registry {})",
-            self.namespace,
-            self.name,
-            display_registry(&self.registry)
+            self.namespace, self.name, self.registry
         );
         match &self.result {
             Ok(SecretAction::Created) => write!(f, "created {what}"),
@@ -563,52 +478,18 @@ async fn add_to_service_account(
 mod tests {
     use super::*;
     use crate::config::{DeploymentConfig, ImageConfig};
+    use base64::Engine as _;
 
-    #[test]
-    fn secret_names() {
-        let cases = [
-            ("", "devspace-auth-docker"),
-            ("docker.io", "devspace-auth-docker"),
-            ("https://index.docker.io/v1/", "devspace-auth-docker"),
-            ("hub.docker.com", "devspace-auth-docker"),
-            ("gcr.io", "devspace-auth-gcr-io"),
-            ("localhost:5000", "devspace-auth-localhost-5000"),
-            (
-                "My.Registry.example:443",
-                "devspace-auth-my-registry-example-443",
-            ),
-            ("my_reg.io", "devspace-auth-my-reg-io"),
-        ];
-        for (registry, name) in cases {
-            assert_eq!(pull_secret_name(registry), name, "{registry}");
-        }
-    }
-
-    #[test]
-    fn registries_of_images() {
-        let cases = [
-            ("nginx", Some("")),
-            ("john/app", Some("")),
-            ("docker.io/john/app", Some("")),
-            ("index.docker.io/library/nginx", Some("")),
-            ("localhost:5000/app", Some("localhost:5000")),
-            ("localhost/app", Some("localhost")),
-            ("gcr.io/project/app", Some("gcr.io")),
-            (
-                "registry.example.com:5000/team/app",
-                Some("registry.example.com:5000"),
-            ),
-            ("John/App", None),
-            ("", None),
-        ];
-        for (image, registry) in cases {
-            assert_eq!(registry_of_image(image).as_deref(), registry, "{image}");
-        }
+    fn registry(input: &str) -> Registry {
+        Registry::from_user_input(input).expect("registry")
     }
 
     #[test]
     fn docker_config_document() {
-        let json = docker_config_json("localhost:5000", "user", "p@ss:\"word");
+        let json = docker_config_json(
+            &registry("localhost:5000"),
+            &Credential::new("user", "p@ss:\"word"),
+        );
         let value: serde_json::Value = serde_json::from_slice(&json).expect("json");
         assert_eq!(
             value,
@@ -617,9 +498,14 @@ mod tests {
                 "email": "noreply@devspace.cloud"
             }}})
         );
-        let hub: serde_json::Value =
-            serde_json::from_slice(&docker_config_json("docker.io", "u", "p")).expect("json");
-        assert_eq!(hub["auths"]["https://index.docker.io/v1/"]["auth"], "dTpw");
+        assert_eq!(
+            String::from_utf8(docker_config_json(
+                &registry("docker.io"),
+                &Credential::new("u", "p")
+            ))
+            .expect("utf-8"),
+            r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dTpw","email":"noreply@devspace.cloud"}}}"#
+        );
     }
 
     fn image(name: &str, create_pull_secret: Option<bool>) -> ImageConfig {
@@ -627,14 +513,6 @@ mod tests {
             image: name.into(),
             create_pull_secret,
             ..ImageConfig::default()
-        }
-    }
-
-    fn creds(registry: &str, username: &str, password: &str) -> RegistryCredentials {
-        RegistryCredentials {
-            registry: registry.into(),
-            username: username.into(),
-            password: password.into(),
         }
     }
 
@@ -654,8 +532,9 @@ mod tests {
             .images
             .insert("d".into(), image("gcr.io/p/d", Some(false)));
         config.images.insert("e".into(), image("quay.io/e", None));
-        config.images.insert("f".into(), image("Bad/Name", None));
+        config.images.insert("f".into(), image("bad//name", None));
         config.images.insert("g".into(), image("token.io/g", None));
+        config.images.insert("h".into(), image("empty.io/h", None));
         for (name, namespace) in [("x", None), ("y", Some("apps")), ("z", Some("apps"))] {
             config.deployments.push(DeploymentConfig {
                 name: name.into(),
@@ -664,59 +543,58 @@ mod tests {
             });
         }
         let credentials = [
-            creds("http://localhost:5000", "u", "p"),
-            creds("https://index.docker.io/v1/", "john", "pw"),
-            creds("gcr.io", "g", "p"),
-            creds("token.io", "", "identity-token"),
+            (registry("http://localhost:5000"), Credential::new("u", "p")),
+            (
+                registry("https://index.docker.io/v1/"),
+                Credential::new("john", "pw"),
+            ),
+            (registry("gcr.io"), Credential::new("g", "p")),
+            (
+                registry("token.io"),
+                Credential::identity_token("identity-token"),
+            ),
+            (registry("empty.io"), Credential::new("u", "")),
         ];
         let plan = plan_pull_secrets(&config, "team", &credentials);
         let planned: Vec<(&str, &str, &str)> = plan
             .secrets
             .iter()
-            .map(|s| (s.registry.as_str(), s.namespace.as_str(), s.name.as_str()))
+            .map(|s| (s.registry.host(), s.namespace.as_str(), s.name.as_str()))
             .collect();
         assert_eq!(
             planned,
             vec![
                 ("localhost:5000", "team", "devspace-auth-localhost-5000"),
                 ("localhost:5000", "apps", "devspace-auth-localhost-5000"),
-                ("", "team", "devspace-auth-docker"),
-                ("", "apps", "devspace-auth-docker"),
+                ("docker.io", "team", "devspace-auth-docker"),
+                ("docker.io", "apps", "devspace-auth-docker"),
             ]
         );
+        let skipped: Vec<String> = plan.skipped.iter().map(ToString::to_string).collect();
         assert_eq!(
-            plan.skipped,
+            skipped,
             vec![
-                SkippedRegistry {
-                    registry: "f".into(),
-                    reason: SkipReason::InvalidImage {
-                        image: "Bad/Name".into()
-                    }
-                },
-                SkippedRegistry {
-                    registry: "quay.io".into(),
-                    reason: SkipReason::NoCredentials
-                },
-                SkippedRegistry {
-                    registry: "token.io".into(),
-                    reason: SkipReason::NoCredentials
-                },
+                "no pull secret for image `f`: `bad//name` is not a valid image name",
+                "no pull secret for registry quay.io: no username and password stored for it",
+                "no pull secret for registry token.io: no username and password stored for it",
+                "no pull secret for registry empty.io: no username and password stored for it",
             ]
         );
-        let text = format!("{plan:?} {:?}", credentials);
+        let text = format!("{plan:?}");
         assert!(
-            !text.contains("pw") && !text.contains("identity-token"),
+            !text.contains("cHc") && !text.contains("identity-token"),
             "{text}"
         );
     }
 
     #[test]
     fn matching_ignores_formatting_only() {
+        let gcr = registry("gcr.io");
         let plan = PlannedPullSecret {
-            registry: "gcr.io".into(),
+            registry: gcr.clone(),
             namespace: "ns".into(),
-            name: "devspace-auth-gcr-io".into(),
-            docker_config: docker_config_json("gcr.io", "u", "p"),
+            name: gcr.pull_secret_name(),
+            docker_config: docker_config_json(&gcr, &Credential::new("u", "p")),
         };
         let mut stored = plan.secret();
         assert!(plan.matches(&stored));
@@ -728,7 +606,7 @@ mod tests {
         )]));
         assert!(plan.matches(&stored));
         let other = PlannedPullSecret {
-            docker_config: docker_config_json("gcr.io", "u", "changed"),
+            docker_config: docker_config_json(&gcr, &Credential::new("u", "changed")),
             ..plan.clone()
         };
         assert!(!other.matches(&stored));

@@ -20,7 +20,7 @@ use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
 use crate::pipeline::plan::ImagePlan;
 use crate::registry::client::RegistryClient;
-use crate::registry::credentials::DockerConfig;
+use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::{Reference, Registry};
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -52,6 +52,8 @@ pub struct Shared {
     kube: LazyKubeClient,
     credentials: OnceCell<Result<DockerConfig, String>>,
     registry: OnceCell<Result<RegistryClient, String>>,
+    /// Credentials resolved per registry, so a helper runs once per registry and run.
+    resolved: tokio::sync::Mutex<HashMap<Registry, Option<Credential>>>,
 }
 
 impl Shared {
@@ -65,6 +67,7 @@ impl Shared {
             daemon: OnceCell::new(),
             credentials: OnceCell::new(),
             registry: OnceCell::new(),
+            resolved: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -117,10 +120,15 @@ impl Shared {
     async fn credential_for(
         &self,
         registry: &Registry,
-    ) -> Result<Option<crate::registry::credentials::Credential>, ImageFailure> {
+    ) -> Result<Option<Credential>, ImageFailure> {
+        // Held across the lookup: parallel images of one registry wait for one helper run.
+        let mut resolved = self.resolved.lock().await;
+        if let Some(c) = resolved.get(registry) {
+            return Ok(c.clone());
+        }
         let config = self.docker_config().await?.clone();
-        let registry = registry.clone();
-        tokio::task::spawn_blocking(move || config.resolve(&registry))
+        let reg = registry.clone();
+        let credential = tokio::task::spawn_blocking(move || config.resolve(&reg))
             .await
             .map_err(|e| ImageFailure::plain(format!("credential lookup failed: {e}")))?
             .map_err(|e| ImageFailure {
@@ -128,7 +136,9 @@ impl Shared {
                 hints: e.hint().into_iter().collect(),
                 last_lines: Vec::new(),
                 exit: ExitCode::Auth,
-            })
+            })?;
+        resolved.insert(registry.clone(), credential.clone());
+        Ok(credential)
     }
 }
 
@@ -798,10 +808,27 @@ async fn push_tags(
     let image = &plan.config.image;
     let registry = Registry::of_image(image)
         .map_err(|e| ImageFailure::plain(format!("image {}: {image}: {e}", plan.key)))?;
-    let credentials = shared
-        .credential_for(&registry)
-        .await?
-        .map(|c| c.to_docker_credentials(&registry));
+    let credential = shared.credential_for(&registry).await?;
+    if let Some(c) = &credential
+        && !c.survives_bollard_encoding(&registry)
+    {
+        // bollard encodes X-Registry-Auth as standard base64, the daemon decodes URL-safe
+        // base64 and silently drops what it cannot read: refuse rather than push anonymously.
+        return Err(ImageFailure {
+            message: format!(
+                "image {}: the credentials for {} cannot be passed to the Docker daemon intact (a known encoding bug with some characters such as `~`, `?` or `>`)",
+                plan.key,
+                registry.display_name()
+            ),
+            hints: vec![
+                "change the password, or push with `docker push` after building with --skip-push"
+                    .into(),
+            ],
+            last_lines: Vec::new(),
+            exit: ExitCode::Auth,
+        });
+    }
+    let credentials = credential.map(|c| c.to_docker_credentials(&registry));
     let daemon = shared.daemon().await?;
     let pushed = daemon
         .push(

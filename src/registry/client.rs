@@ -757,7 +757,7 @@ impl RegistryClient {
         scope: Option<&str>,
     ) -> Result<CachedAuth, RegistryError> {
         let registry = request.registry;
-        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+        let url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             registry: registry.clone(),
             reason: format!("invalid token realm `{realm}`: {e}"),
         })?;
@@ -767,42 +767,8 @@ impl RegistryClient {
                 reason: format!("token realm `{realm}` is not an http(s) URL"),
             });
         }
-        let client = match url.host_str() {
-            Some(host) if self.options.insecure.allows_http(host) => &self.insecure_http,
-            _ => &self.http,
-        };
         let credential = request.credential;
-        let builder = match credential.filter(|c| c.is_identity_token()) {
-            Some(token) => {
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.secret.expose()),
-                    ("client_id", OAUTH_CLIENT_ID),
-                ];
-                form.extend(service.map(|s| ("service", s)));
-                form.extend(scope.map(|s| ("scope", s)));
-                client.post(url.clone()).form(&form)
-            }
-            None => {
-                {
-                    let mut query = url.query_pairs_mut();
-                    if let Some(service) = service {
-                        query.append_pair("service", service);
-                    }
-                    if let Some(scope) = scope {
-                        query.append_pair("scope", scope);
-                    }
-                    if let Some(c) = credential {
-                        query.append_pair("account", &c.username);
-                    }
-                }
-                let builder = client.get(url.clone());
-                match credential {
-                    Some(c) => builder.basic_auth(&c.username, Some(c.secret.expose())),
-                    None => builder,
-                }
-            }
-        };
+        let (builder, method) = self.token_request(url.clone(), service, scope, credential);
         let display_url = strip_query(&url);
         let response = builder
             .send()
@@ -824,38 +790,64 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(RegistryError::Status {
                 registry: registry.clone(),
-                method: if credential.is_some_and(Credential::is_identity_token) {
-                    "POST".into()
-                } else {
-                    "GET".into()
-                },
+                method: method.into(),
                 url: display_url,
                 status: status.as_u16(),
                 detail: error_detail(status, &body),
             });
         }
-        let token: TokenResponse =
-            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+        let (token, lifetime) =
+            parse_token_response(&body).map_err(|reason| RegistryError::Protocol {
                 registry: registry.clone(),
-                reason: format!("token service {display_url} answered invalid JSON: {e}"),
+                reason: format!("token service {display_url} {reason}"),
             })?;
-        let token = token
-            .token
-            .filter(|t| !t.is_empty())
-            .or(token.access_token.filter(|t| !t.is_empty()))
-            .map(|t| (t, token.expires_in))
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: registry.clone(),
-                reason: format!("token service {display_url} answered no token"),
-            })?;
-        let lifetime = token
-            .1
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
-            .saturating_sub(TOKEN_RENEW_MARGIN);
         Ok(CachedAuth {
-            header: format!("Bearer {}", token.0),
+            header: format!("Bearer {token}"),
             expires: Some(Instant::now() + lifetime),
         })
+    }
+
+    /// The token request: an OAuth refresh (`POST`, form) for an identity token, else a `GET`
+    /// with basic credentials when there are any. Returns the builder and its method.
+    fn token_request(
+        &self,
+        mut url: reqwest::Url,
+        service: Option<&str>,
+        scope: Option<&str>,
+        credential: Option<&Credential>,
+    ) -> (reqwest::RequestBuilder, &'static str) {
+        let client = match url.host_str() {
+            Some(host) if self.options.insecure.allows_http(host) => &self.insecure_http,
+            _ => &self.http,
+        };
+        if let Some(token) = credential.filter(|c| c.is_identity_token()) {
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.secret.expose()),
+                ("client_id", OAUTH_CLIENT_ID),
+            ];
+            form.extend(service.map(|s| ("service", s)));
+            form.extend(scope.map(|s| ("scope", s)));
+            return (client.post(url).form(&form), "POST");
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            if let Some(scope) = scope {
+                query.append_pair("scope", scope);
+            }
+            if let Some(c) = credential {
+                query.append_pair("account", &c.username);
+            }
+        }
+        let builder = client.get(url);
+        let builder = match credential {
+            Some(c) => builder.basic_auth(&c.username, Some(c.secret.expose())),
+            None => builder,
+        };
+        (builder, "GET")
     }
 
     /// One HTTP exchange, trying https then (where allowed) http; remembers what worked.
@@ -977,6 +969,23 @@ impl RegistryClient {
             None => None,
         }
     }
+}
+
+/// The token and how long to use it, from a token service's JSON (`token`, or the OAuth
+/// `access_token`; `expires_in` seconds, 60 when absent), renewed a little early.
+fn parse_token_response(body: &[u8]) -> Result<(String, Duration), String> {
+    let response: TokenResponse =
+        serde_json::from_slice(body).map_err(|e| format!("answered invalid JSON: {e}"))?;
+    let token = response
+        .token
+        .filter(|t| !t.is_empty())
+        .or(response.access_token.filter(|t| !t.is_empty()))
+        .ok_or("answered no token")?;
+    let lifetime = response
+        .expires_in
+        .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+        .saturating_sub(TOKEN_RENEW_MARGIN);
+    Ok((token, lifetime))
 }
 
 /// The URL without its query (token-service queries carry the account name; keep errors short).
@@ -1142,6 +1151,26 @@ mod tests {
         };
         assert_eq!(unreachable.exit_code(), ExitCode::Unreachable);
         assert!(unreachable.hint().unwrap().contains("127.0.0.1:5001"));
+    }
+
+    #[test]
+    fn token_responses() {
+        // (body, "token/seconds" or the error's gist)
+        let cases: [(&[u8], &str); 6] = [
+            (br#"{"token":"a","expires_in":300}"#, "a/290"),
+            (br#"{"access_token":"b"}"#, "b/50"),
+            (br#"{"token":"","access_token":"c","expires_in":5}"#, "c/0"),
+            (br#"{"token":"d","access_token":"e"}"#, "d/50"),
+            (br#"{"expires_in":60}"#, "no token"),
+            (b"<html>", "invalid JSON"),
+        ];
+        for (body, want) in cases {
+            let got = match parse_token_response(body) {
+                Ok((token, lifetime)) => format!("{token}/{}", lifetime.as_secs()),
+                Err(reason) => reason,
+            };
+            assert!(got.contains(want), "{got} vs {want}");
+        }
     }
 
     #[test]

@@ -133,6 +133,16 @@ impl Credential {
         }
     }
 
+    /// Whether bollard (0.21) can send these credentials intact. It encodes `X-Registry-Auth`
+    /// with standard base64 where the daemon decodes URL-safe base64 and silently drops what
+    /// it cannot decode ("no basic auth credentials"): a `>`, `?`, `~` or non-ASCII byte in
+    /// an unlucky position yields `+` or `/`. Callers can then fail with a clear message.
+    pub fn survives_bollard_encoding(&self, registry: &Registry) -> bool {
+        serde_json::to_string(&self.to_docker_credentials(registry))
+            .map(|json| !STANDARD.encode(json).contains(['+', '/']))
+            .unwrap_or(false)
+    }
+
     /// The `X-Registry-Auth` header value Docker expects: URL-safe base64 of the JSON auth
     /// config, for callers that talk to the Engine API without bollard's helpers.
     pub fn x_registry_auth(&self, registry: &Registry) -> String {
@@ -275,12 +285,30 @@ pub fn config_dir() -> Result<PathBuf, CredentialError> {
 }
 
 /// The Docker config file (`config.json`), kept whole so that saving preserves every key
-/// this tool does not know about.
-#[derive(Debug, Clone)]
+/// this tool does not know about. `Debug` shows the path and the registries, never `auths`
+/// values.
+#[derive(Clone)]
 pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
     helper_env: Vec<(OsString, OsString)>,
+}
+
+impl fmt::Debug for DockerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auths: Vec<&String> = self
+            .doc
+            .get("auths")
+            .and_then(Value::as_object)
+            .map(|a| a.keys().collect())
+            .unwrap_or_default();
+        f.debug_struct("DockerConfig")
+            .field("path", &self.path)
+            .field("auths", &auths)
+            .field("credsStore", &self.doc.get("credsStore"))
+            .field("credHelpers", &self.doc.get("credHelpers"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl DockerConfig {
@@ -356,6 +384,25 @@ impl DockerConfig {
                 })
             }
             None => Ok(None),
+        }
+    }
+
+    /// [`DockerConfig::resolve`] on the blocking thread pool, for async callers (a helper is
+    /// a process and may take a while, e.g. gpg decrypting for `pass`).
+    pub async fn resolve_async(
+        &self,
+        registry: &Registry,
+    ) -> Result<Option<Credential>, CredentialError> {
+        let (config, registry) = (self.clone(), registry.clone());
+        match tokio::task::spawn_blocking(move || config.resolve(&registry)).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(CredentialError::HelperFailed {
+                program: "credential lookup".into(),
+                action: "get",
+                server: self.path.display().to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -963,6 +1010,25 @@ mod tests {
     }
 
     #[test]
+    fn bollard_encoding_hazard() {
+        // Measured against Docker 20.10 with bollard 0.21: the third password's push failed
+        // with "no basic auth credentials", the others went through.
+        let registry = host("127.0.0.1:5001");
+        for (password, survives) in [
+            ("pw-a~", true),
+            ("pw-ab~", true),
+            ("pw-abc~", false),
+            ("devspace-test-pw-7Qx", true),
+        ] {
+            assert_eq!(
+                Credential::new("devspace", password).survives_bollard_encoding(&registry),
+                survives,
+                "{password}"
+            );
+        }
+    }
+
+    #[test]
     fn config_parsing() {
         assert!(parse_config("").unwrap().is_empty());
         assert!(parse_config(" \n").unwrap().is_empty());
@@ -973,6 +1039,24 @@ mod tests {
         );
         let err = parse_config("{\"auths\": {\"x\": \"secret\"").unwrap_err();
         assert!(err.contains("line 1") && !err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn config_debug_hides_auths() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = STANDARD.encode("user:hunter2-secret");
+        std::fs::write(
+            dir.path().join("config.json"),
+            json!({"auths": {"r.io": {"auth": auth, "password": "hunter2-secret"}}}).to_string(),
+        )
+        .unwrap();
+        let config = DockerConfig::load_from_dir(dir.path()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(debug.contains("r.io"), "{debug}");
+        assert!(
+            !debug.contains(&auth) && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -101,11 +101,7 @@ pub fn docker_config(registry: &Registry, credential: &Credential) -> Vec<u8> {
             .to_string()
             .into_bytes()
     } else {
-        pull_secrets::docker_config_json(
-            registry.host(),
-            &credential.username,
-            credential.secret.expose(),
-        )
+        pull_secrets::docker_config_json(registry, credential)
     }
 }
 
@@ -198,7 +194,7 @@ impl KanikoBuilder {
         };
         let name = registry.pull_secret_name();
         let planned = PlannedPullSecret::new(
-            registry.host(),
+            registry.clone(),
             &self.namespace,
             &name,
             docker_config(&registry, credential),
