@@ -219,3 +219,28 @@ fn runner_captures_status_and_streams() {
         .assert_stderr_contains("no-such-command")
         .assert_output_lacks("panicked");
 }
+
+/// Long-running commands (`devspace dev`) are watched for output and stopped like Ctrl-C.
+#[test]
+fn runner_feeds_stdin_watches_output_and_interrupts() {
+    let echoed = support::project::Devspace::new()
+        .program("sh")
+        .args(["-c", "cat; echo \"$GREETING\" >&2"])
+        .env("GREETING", "hello")
+        .stdin("from stdin\n")
+        .run();
+    echoed
+        .assert_success()
+        .assert_stdout_contains("from stdin")
+        .assert_stderr_contains("hello");
+
+    let script = "trap 'echo interrupted; exit 7' INT; echo ready; while :; do sleep 0.05; done";
+    let mut running = support::project::Devspace::new()
+        .program("sh")
+        .args(["-c", script])
+        .spawn();
+    running.wait_for_output("ready", std::time::Duration::from_secs(30));
+    running.interrupt();
+    let out = running.wait();
+    out.assert_code(7).assert_stdout_contains("interrupted");
+}

@@ -207,6 +207,13 @@ impl Devspace {
         }
     }
 
+    /// Runs another program instead of `devspace` (to test this runner, or to drive a
+    /// helper tool with the same assertions).
+    pub fn program(mut self, program: impl AsRef<Path>) -> Self {
+        self.program = program.as_ref().to_owned();
+        self
+    }
+
     /// Appends one argument.
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
@@ -272,7 +279,10 @@ impl Devspace {
 
     /// The command line as a user would type it (for failure messages).
     pub fn command_line(&self) -> String {
-        let mut line = String::from("devspace");
+        let mut line = self
+            .program
+            .file_name()
+            .map_or_else(|| "devspace".into(), |n| n.to_string_lossy().into_owned());
         for arg in &self.args {
             let arg = arg.to_string_lossy();
             if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {

@@ -763,14 +763,12 @@ impl Store {
         let time = now_rfc3339();
         let Some(entry) = self.objects.get_mut(&key) else {
             let mut owners = Owners::new();
-            let created = patch::server_side_apply(None, &body, manager, force, &mut owners)
+            let mut created = patch::server_side_apply(None, &body, manager, force, &mut owners)
                 .expect("creating cannot conflict");
-            let mut object = self.create(rt, namespace, created)?;
-            object["metadata"]["managedFields"] =
+            created["metadata"]["managedFields"] =
                 patch::managed_fields(&owners, &rt.api_version(), &time);
-            let entry = self.objects.get_mut(&key).expect("just created");
-            entry.object = object.clone();
-            entry.owners = owners;
+            let object = self.create(rt, namespace, created)?;
+            self.objects.get_mut(&key).expect("just created").owners = owners;
             return Ok(object);
         };
         let stored = entry.object.clone();
