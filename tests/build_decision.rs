@@ -2,11 +2,12 @@
 //! Dockerfile override and `FROM` rewrite, content hashes, the skip decision and its reason,
 //! and committed cache entries surviving a reopen, a moved checkout and parallel writers.
 //!
-//! The per-file digests come from `build::on_change` (the same content hashing the context
-//! walker produces), so these tests do not depend on the context module.
+//! Contexts are scanned by `build::context` (walk, `.dockerignore`, stat cache) and reach the
+//! decision through `FilesInput::from_scan`.
 
 use devspace::build::cache::{BuildOutcome, Cache, PendingEntry, PushRecord};
-use devspace::build::decision::{BuilderInputs, DecisionInputs, FilesInput, files_hash};
+use devspace::build::context::scan_context;
+use devspace::build::decision::{BuilderInputs, DecisionInputs, FilesInput};
 use devspace::build::dockerfile::{self, Overrides};
 use devspace::build::on_change::on_change_files;
 use devspace::config::{BuildConfig, CustomConfig, ImageConfig};
@@ -26,6 +27,8 @@ fn write_project(root: &Path) {
         ("app/src/a.rs", "a"),
         ("app/src/b.rs", "b"),
         ("app/notes.md", "n"),
+        ("app/.dockerignore", "*.log\n"),
+        ("app/debug.log", "ignored"),
         ("tools/gen.sh", "#!/bin/sh\necho gen\n"),
     ] {
         let path = root.join(path);
@@ -62,13 +65,12 @@ fn app_inputs(root: &Path, base_tag: &str, push: bool) -> (DecisionInputs, Strin
     };
     let final_text =
         dockerfile::apply_overrides(&config.dockerfile, &rewritten, &overrides).unwrap();
-    let files = on_change_files(&config.context, &["**".into()]).unwrap();
-    let builder = BuilderInputs::dockerfile(
+    let scan = scan_context(&config.context, &config.dockerfile, &root.join(".devspace")).unwrap();
+    let builder = BuilderInputs::dockerfile_with(
         &final_text,
         config.entrypoint.as_deref(),
         config.cmd.as_deref(),
-        files_hash(&files),
-        files,
+        FilesInput::from_scan(&scan),
     );
     (
         DecisionInputs::new(&config, root, push, builder),
@@ -143,6 +145,21 @@ fn decisions_follow_the_project_through_its_life() {
     )
     .unwrap();
     assert_eq!(reason(root, "b1", true), "skip (no change)");
+    fs::write(root.join("app/debug.log"), "ignored by .dockerignore").unwrap();
+    assert_eq!(reason(root, "b1", true), "skip (no change)");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let script = root.join("app/src/b.rs");
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            reason(root, "b1", true),
+            "rebuild: build context changed",
+            "mode only"
+        );
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(reason(root, "b1", true), "skip (no change)");
+    }
     fs::write(root.join("app/src/a.rs"), "a2").unwrap();
     fs::write(root.join("app/src/c.rs"), "c").unwrap();
     fs::remove_file(root.join("app/notes.md")).unwrap();
@@ -255,4 +272,144 @@ fn parallel_runs_of_several_images_keep_all_entries() {
             "skip (no change)"
         );
     }
+}
+
+/// Set in the child processes of [`separate_processes_never_lose_entries`].
+const CHILD_ROOT: &str = "DEVSPACE_TEST_CACHE_CHILD_ROOT";
+const CHILD_KEY: &str = "DEVSPACE_TEST_CACHE_CHILD_KEY";
+
+#[test]
+fn separate_processes_never_lose_entries() {
+    if let (Ok(root), Ok(key)) = (std::env::var(CHILD_ROOT), std::env::var(CHILD_KEY)) {
+        // Child: several commits, each a locked read-merge-write against the others.
+        let root = Path::new(&root);
+        for _ in 0..5 {
+            let (inputs, _) = app_inputs(root, "b1", true);
+            commit(&Cache::open(root), &key, inputs, true);
+        }
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_project(root);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            std::process::Command::new(&exe)
+                .args([
+                    "--exact",
+                    "separate_processes_never_lose_entries",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ROOT, root)
+                .env(CHILD_KEY, format!("proc{i}"))
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let cache = Cache::open(root);
+    assert!(cache.warnings().is_empty(), "{:?}", cache.warnings());
+    let (inputs, _) = app_inputs(root, "b1", true);
+    for i in 0..4 {
+        let key = format!("proc{i}");
+        assert_eq!(
+            cache.decide("", &key, &inputs, false).0.to_string(),
+            "skip (no change)",
+            "{key}"
+        );
+    }
+}
+
+/// Builds `dockerfile` (up to `target`) with the real daemon (classic builder) and returns the
+/// image's `[Entrypoint, Cmd, Env]` as Docker recorded them.
+fn docker_config_of(dir: &Path, dockerfile: &str, target: Option<&str>) -> serde_json::Value {
+    use std::process::Command;
+    fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    let tag = format!("devspace-test-override:{}", std::process::id());
+    let build = Command::new("docker")
+        .args(["build", "-q", "-t", &tag])
+        .args(target.map(|t| format!("--target={t}")))
+        .arg(dir)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "docker build failed:\n{dockerfile}\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let inspect = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "[{{json .Config.Entrypoint}},{{json .Config.Cmd}},{{json .Config.Env}}]",
+            &tag,
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", &tag])
+        .output();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    serde_json::from_slice(&inspect.stdout).unwrap()
+}
+
+#[test]
+fn docker_reads_the_overrides_exactly_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Dockerfile");
+    let awkward: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "echo \"quoted\" 'single' \\back\\slash $HOME `tick` ü\ttab",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let cmd = vec!["--flag=[x]".to_owned(), "{\"json\": true}".to_owned()];
+    let original = "FROM busybox:latest AS First\nENV STAGE=first\n\n# the second stage\nFROM busybox:latest\nENV STAGE=second\nENTRYPOINT [\"/bin/false\"]\n";
+
+    let overrides = Overrides {
+        entrypoint: Some(awkward.clone()),
+        cmd: Some(cmd.clone()),
+        append_instructions: vec!["ENV MARK=appended".into()],
+        target: None,
+    };
+    let text = dockerfile::apply_overrides(&path, original, &overrides).unwrap();
+    let got = docker_config_of(dir.path(), &text, None);
+    assert_eq!(got[0], serde_json::json!(awkward), "{text}");
+    assert_eq!(got[1], serde_json::json!(cmd), "{text}");
+    let env = got[2].to_string();
+    assert!(
+        env.contains("MARK=appended") && env.contains("STAGE=second"),
+        "{env}"
+    );
+
+    // With a target the text goes at the end of that stage (matched case-insensitively).
+    let overrides = Overrides {
+        entrypoint: Some(vec!["/bin/true".into()]),
+        cmd: None,
+        append_instructions: vec!["ENV MARK=in-first".into()],
+        target: Some("first".into()),
+    };
+    let text = dockerfile::apply_overrides(&path, original, &overrides).unwrap();
+    let got = docker_config_of(dir.path(), &text, Some("First"));
+    assert_eq!(got[0], serde_json::json!(["/bin/true"]), "{text}");
+    let env = got[2].to_string();
+    assert!(
+        env.contains("MARK=in-first") && env.contains("STAGE=first"),
+        "{env}"
+    );
+    assert!(
+        text.ends_with("ENTRYPOINT [\"/bin/false\"]\n"),
+        "second stage untouched: {text}"
+    );
 }

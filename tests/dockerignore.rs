@@ -130,6 +130,15 @@ const CASES: &[Case] = &[
         tree: &["gone/", "kept/", "nested/empty/"],
     },
     Case {
+        name: "long-names",
+        ignore: "drop*\n",
+        tree: &[
+            "a-rather-long-directory-name-that-goes-on/and-another-long-directory-name-here/and-a-file-name-that-makes-it-longer-than-one-hundred.txt",
+            "link-with-a-long-target -> a-rather-long-directory-name-that-goes-on/and-another-long-directory-name-here/and-a-file-name-that-makes-it-longer-than-one-hundred.txt",
+            "drop-me",
+        ],
+    },
+    Case {
         name: "last-match-wins",
         ignore: "*.md\n!README*.md\nREADME-secret.md\n",
         tree: &["CHANGES.md", "README.md", "README-secret.md", "docs/x.md"],
@@ -160,23 +169,35 @@ fn build_tree(root: &Path, case: &Case) {
     }
 }
 
-/// What the image received: `d|./p`, `f|./p|mode`, `l|./p|target`.
+/// Lists `/ctx` of the image: `d|./p`, `f|./p|mode`, `l|./p|target`, one per line.
+const LISTING_DOCKERFILE: &str = "FROM busybox\nCOPY . /ctx\nRUN cd /ctx && echo '<<<' && find . -mindepth 1 | sort | while read -r p; do if [ -L \"$p\" ]; then echo \"l|$p|$(readlink \"$p\")\"; elif [ -d \"$p\" ]; then echo \"d|$p\"; else echo \"f|$p|$(stat -c %a \"$p\")\"; fi; done && echo '>>>'\n";
+
+/// What the image received when the docker CLI itself sends `dir` (applying `.dockerignore`).
 fn docker_list(dir: &Path) -> Result<BTreeSet<String>, String> {
-    let dockerfile = "FROM busybox\nCOPY . /ctx\nRUN cd /ctx && echo '<<<' && find . -mindepth 1 | sort | while read -r p; do if [ -L \"$p\" ]; then echo \"l|$p|$(readlink \"$p\")\"; elif [ -d \"$p\" ]; then echo \"d|$p\"; else echo \"f|$p|$(stat -c %a \"$p\")\"; fi; done && echo '>>>'\n";
-    let iid = dir.with_extension("iid");
+    let mut args = vec!["-f", "-"];
+    let dir_arg = dir.to_str().unwrap();
+    args.push(dir_arg);
+    run_listing_build(&args, dir, LISTING_DOCKERFILE.as_bytes())
+}
+
+/// Runs `docker build <args>` (classic builder) with `stdin` piped in and returns the listing.
+fn run_listing_build(args: &[&str], dir: &Path, stdin: &[u8]) -> Result<BTreeSet<String>, String> {
+    let iid = dir.with_extension(format!("{}.iid", args.len()));
     let mut child = Command::new("docker")
         .args(["build", "--no-cache", "--force-rm", "--iidfile"])
         .arg(&iid)
-        .args(["-f", "-"])
-        .arg(dir)
+        .args(args)
         .env("DOCKER_BUILDKIT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run docker: {e}"))?;
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), dockerfile.as_bytes()).unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut input, &data));
     let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
     if let Ok(id) = std::fs::read_to_string(&iid) {
         let _ = Command::new("docker")
             .args(["rmi", "-f", id.trim()])
@@ -253,11 +274,16 @@ fn walker_agrees_with_docker_on_every_case() {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|case| {
+                        .flat_map(|case| {
                             let dir = base.join(case.name);
                             build_tree(&dir, case);
                             let ours = our_list(&dir, case.ignore);
-                            (case.name.to_owned(), docker_list(&dir).map(|d| (d, ours)))
+                            let docker = docker_list(&dir).map(|d| (d, ours.clone()));
+                            let via_our_tar = docker_list_from_our_tar(&dir).map(|d| (d, ours));
+                            [
+                                (case.name.to_owned(), docker),
+                                (format!("{} (sent as our tar)", case.name), via_our_tar),
+                            ]
                         })
                         .collect::<Vec<_>>()
                 })
@@ -308,4 +334,33 @@ fn walker_lists_the_expected_entries_for_a_known_tree() {
     .map(str::to_owned)
     .collect();
     assert_eq!(ours, want);
+}
+
+/// Sends *our* tar stream (Dockerfile added as an extra entry, the way the build pipeline does
+/// for a Dockerfile outside the context) to the daemon and lists what the image received.
+fn docker_list_from_our_tar(dir: &Path) -> Result<BTreeSet<String>, String> {
+    use devspace::build::context::{
+        scan_context, tar::DockerfileEntry, tar::random_dockerfile_name,
+    };
+    use futures_util::StreamExt;
+    let cache = dir.with_extension("cache");
+    let scan =
+        scan_context(dir, &dir.join("no-such-Dockerfile"), &cache).map_err(|e| e.to_string())?;
+    let name = random_dockerfile_name();
+    let stream = scan.tar_stream(DockerfileEntry::Extra {
+        name: name.clone(),
+        content: LISTING_DOCKERFILE.into(),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let archive = runtime.block_on(async {
+        let mut stream = std::pin::pin!(stream);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        }
+        Ok::<_, String>(bytes)
+    })?;
+    run_listing_build(&["-f", &name, "-"], dir, &archive)
 }

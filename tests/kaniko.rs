@@ -908,3 +908,25 @@ fn cli_timeout_from_the_environment() {
     );
     assert_eq!(created_pods(&fake).len(), 1, "no pod for a bad timeout");
 }
+
+#[test]
+fn cli_fallback_without_a_cluster_names_both() {
+    let project = cli_project("");
+    let home = TempProject::new();
+    let out = project
+        .devspace()
+        .arg("build")
+        .home(home.path())
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .run();
+    out.assert_code(4);
+    let text = out.combined();
+    for want in [
+        "cannot reach the Docker daemon at tcp://127.0.0.1:1",
+        "the kaniko fallback failed too: cannot read the kubeconfig",
+        "hint: is the Docker daemon running? (DOCKER_HOST=tcp://127.0.0.1:1)",
+        "disableFallback",
+    ] {
+        assert!(text.contains(want), "{want:?} missing\n{}", out.describe());
+    }
+}

@@ -244,3 +244,62 @@ fn runner_feeds_stdin_watches_output_and_interrupts() {
     let out = running.wait();
     out.assert_code(7).assert_stdout_contains("interrupted");
 }
+
+/// The README's quick start: `devspace build` builds and pushes the three images to the plain
+/// registry on 127.0.0.1:5000; a second run skips all three; `--dry-run` agrees.
+#[test]
+fn quickstart_builds_pushes_and_then_skips() {
+    let project = quickstart();
+    // A local run of the example may have left its cache behind; the test starts fresh.
+    if project.exists(".devspace") {
+        project.remove(".devspace");
+    }
+    let prefix = format!("qs{}", std::process::id());
+    let var = format!("TAG_PREFIX={prefix}");
+    let first = project.devspace().args(["build", "--var", &var]).run();
+    first.assert_success();
+    for service in SERVICES {
+        assert!(
+            first
+                .stderr
+                .contains(&format!("[{service}] rebuild: never built")),
+            "{}",
+            first.describe()
+        );
+        assert!(
+            first
+                .stdout
+                .contains(&format!("{}:{prefix}", image_name(service))),
+            "{}",
+            first.describe()
+        );
+    }
+    let second = project.devspace().args(["build", "--var", &var]).run();
+    second.assert_success();
+    for service in SERVICES {
+        assert!(
+            second
+                .stderr
+                .contains(&format!("[{service}] skip (no change)")),
+            "{}",
+            second.describe()
+        );
+    }
+    assert!(
+        second.stdout.contains("0 built, 3 skipped, 0 failed"),
+        "{}",
+        second.describe()
+    );
+    let dry = project
+        .devspace()
+        .args(["build", "--dry-run", "--var", &var])
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .run();
+    dry.assert_success();
+    assert_eq!(
+        dry.stdout.matches("skip (no change)").count(),
+        3,
+        "{}",
+        dry.describe()
+    );
+}

@@ -17,7 +17,7 @@
 //! A record is trusted only while it matches its `generated.yaml` entry (same config hash,
 //! files hash and tag): another tool rewriting the entry makes the record stale, not wrong.
 
-use crate::build::decision::{self, Decision, DecisionInputs, FileDigests};
+use crate::build::decision::{self, Decision, DecisionInputs, FileDigests, FilesInput};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -327,6 +327,33 @@ impl Cache {
         })
     }
 
+    /// Drops the entries (and records) of `profile` whose image key is not in `keep`, as
+    /// DevSpace does before deploy when images were removed from the config. Returns the
+    /// removed keys.
+    pub fn retain_images(&self, profile: &str, keep: &[&str]) -> Result<Vec<String>, CacheError> {
+        let _guard = self.lock_dir()?;
+        let mut removed = Vec::new();
+        self.update_generated_locked(|generated| {
+            let images = object_at(generated, &["profiles", profile, "images"]);
+            images.retain(|key, _| {
+                let kept = keep.contains(&key.as_str());
+                if !kept {
+                    removed.push(key.clone());
+                }
+                kept
+            });
+        })?;
+        for key in &removed {
+            match fs::remove_file(self.record_path(profile, key)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    self.warn(format!("cache: cannot remove record of {key}: {e}"));
+                }
+                _ => {}
+            }
+        }
+        Ok(removed)
+    }
+
     fn generated_path(&self) -> PathBuf {
         self.dir.join(GENERATED_FILE)
     }
@@ -549,11 +576,11 @@ fn entry_for<'i>(
             entry.dockerfile_hash = Some(dockerfile_hash.clone());
             entry.entrypoint_hash = Some(entrypoint_hash.clone()).filter(|h| !h.is_empty());
             entry.context_hash = Some(context.hash.clone());
-            Some(&context.files)
+            Some(context.files())
         }
         decision::BuilderInputs::Custom { on_change } => {
             entry.custom_files_hash = on_change.as_ref().map(|f| f.hash.clone());
-            on_change.as_ref().map(|f| &f.files)
+            on_change.as_ref().map(FilesInput::files)
         }
     };
     (entry, files)
@@ -675,7 +702,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::{BuilderInputs, FilesInput, files_hash};
+    use crate::build::decision::{BuilderInputs, FilesInput};
     use crate::config::ImageConfig;
 
     fn inputs(files: &[(&str, &str)], tag_in_config: &str) -> DecisionInputs {
@@ -694,7 +721,12 @@ mod tests {
             &config,
             Path::new("/p"),
             true,
-            BuilderInputs::dockerfile("FROM alpine\n", None, None, files_hash(&files), files),
+            BuilderInputs::dockerfile_with(
+                "FROM alpine\n",
+                None,
+                None,
+                FilesInput::from_files(files),
+            ),
         )
     }
 
@@ -890,6 +922,23 @@ mod tests {
                 .iter()
                 .any(|w| w.contains("corrupt, ignored"))
         );
+    }
+
+    #[test]
+    fn retain_images_drops_removed_keys_and_their_records() {
+        let (dir, cache) = committed_api();
+        cache
+            .commit(
+                PendingEntry::new("", "worker", "w", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap();
+        assert_eq!(cache.retain_images("", &["worker"]).unwrap(), ["api"]);
+        let reopened = Cache::open(dir.path());
+        assert_eq!(reopened.cached("", "api"), None);
+        assert!(reopened.cached("", "worker").unwrap().record.is_some());
+        assert!(!cache.record_path("", "api").exists());
+        assert!(cache.retain_images("", &["worker"]).unwrap().is_empty());
     }
 
     #[test]

@@ -19,18 +19,21 @@
 //! `entrypoint`/`cmd` (their own `entrypointHash`), `build.docker.skipPush` (push, which
 //! has its own decision), `build.docker.preferMinikube` and `build.docker.disableFallback`
 //! (where it is built: the existence check covers that), and the kaniko pod's scheduling and
-//! credentials (`namespace`, `nodeSelector`, `serviceAccount`, `annotations`, `labels`,
-//! `resources`, `pullSecret`, `skipPullSecretMount`). `tags` are included, as in DevSpace: a new
+//! credentials and its init container (`namespace`, `nodeSelector`, `serviceAccount`,
+//! `annotations`, `labels`, `resources`, `pullSecret`, `skipPullSecretMount`, `initImage`,
+//! `initEnv`). `tags` are included, as in DevSpace: a new
 //! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
 //! config passed in).
 
 use crate::build::cache::CachedImage;
+use crate::build::context::ContextScan;
 use crate::config::ImageConfig;
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Component, Path};
+use std::sync::{Arc, OnceLock};
 
 /// A sorted list of (path relative to the context or project root, `/`-separated; hex digest).
 pub type FileDigests = Vec<(String, String)>;
@@ -53,6 +56,8 @@ pub const EXCLUDED_FIELDS: &[&str] = &[
     "build.kaniko.resources",
     "build.kaniko.pullSecret",
     "build.kaniko.skipPullSecretMount",
+    "build.kaniko.initImage",
+    "build.kaniko.initEnv",
 ];
 
 /// Objects that are config structure (their fields are compared one by one); every other value,
@@ -66,25 +71,86 @@ const STRUCTURAL: &[&str] = &[
     "build.kaniko.options",
 ];
 
-/// A set of files and the hash over all of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A set of files and the hash over all of them. The per-file list is needed only to name
+/// changed files and to commit, so it can be produced on first use ([`FilesInput::deferred`]):
+/// a no-change run of a 100,000-file context then never builds it.
+#[derive(Clone)]
 pub struct FilesInput {
     /// `contextHash` or `customFilesHash`.
     pub hash: String,
-    /// Sorted by path.
-    pub files: FileDigests,
+    files: Arc<OnceLock<FileDigests>>,
+    producer: Option<Arc<dyn Fn() -> FileDigests + Send + Sync>>,
 }
 
 impl FilesInput {
-    /// `onChange` files: the hash is [`files_hash`] of the list.
-    pub fn from_files(mut files: FileDigests) -> Self {
+    /// A hash with its file list (sorted here).
+    pub fn new(hash: String, mut files: FileDigests) -> Self {
         files.sort();
         Self {
-            hash: files_hash(&files),
-            files,
+            hash,
+            files: Arc::new(OnceLock::from(files)),
+            producer: None,
         }
     }
+
+    /// A hash whose file list `producer` makes when first asked for (it must return the
+    /// list sorted by path).
+    pub fn deferred(
+        hash: String,
+        producer: impl Fn() -> FileDigests + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            hash,
+            files: Arc::new(OnceLock::new()),
+            producer: Some(Arc::new(producer)),
+        }
+    }
+
+    /// `onChange` files: the hash is [`files_hash`] of the list.
+    pub fn from_files(files: FileDigests) -> Self {
+        Self::new(files_hash(&files), files)
+    }
+
+    /// The scan of a build context by [`crate::build::context::scan_context`]: its hash and,
+    /// deferred, its file digests.
+    pub fn from_scan(scan: &ContextScan) -> Self {
+        let scan = scan.clone();
+        Self::deferred(scan.hash.to_string(), move || {
+            scan.file_digests()
+                .map(|(path, digest)| (path.to_owned(), digest.to_string()))
+                .collect()
+        })
+    }
+
+    /// The per-file digests, sorted by path.
+    pub fn files(&self) -> &FileDigests {
+        self.files
+            .get_or_init(|| self.producer.as_ref().map(|p| p()).unwrap_or_default())
+    }
 }
+
+impl fmt::Debug for FilesInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FilesInput")
+            .field("hash", &self.hash)
+            .field(
+                "files",
+                &self
+                    .files
+                    .get()
+                    .map_or("(deferred)".to_owned(), |l| format!("{} files", l.len())),
+            )
+            .finish()
+    }
+}
+
+impl PartialEq for FilesInput {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.files() == other.files()
+    }
+}
+
+impl Eq for FilesInput {}
 
 /// What the builder-specific part of the decision looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,22 +167,35 @@ pub enum BuilderInputs {
 
 impl BuilderInputs {
     /// Inputs of a docker/kaniko image from the final Dockerfile text (after override and
-    /// `FROM` rewrite), the effective entrypoint/cmd and the context hash with its file list.
+    /// `FROM` rewrite), the effective entrypoint/cmd, the context hash and its file list.
     pub fn dockerfile(
         final_dockerfile: &str,
         entrypoint: Option<&[String]>,
         cmd: Option<&[String]>,
         context_hash: String,
-        mut files: FileDigests,
+        files: FileDigests,
     ) -> Self {
-        files.sort();
+        Self::dockerfile_with(
+            final_dockerfile,
+            entrypoint,
+            cmd,
+            FilesInput::new(context_hash, files),
+        )
+    }
+
+    /// Like [`BuilderInputs::dockerfile`] with the context as a [`FilesInput`]; with
+    /// [`FilesInput::from_scan`] the per-file list is built only if a decision or a commit
+    /// needs it.
+    pub fn dockerfile_with(
+        final_dockerfile: &str,
+        entrypoint: Option<&[String]>,
+        cmd: Option<&[String]>,
+        context: FilesInput,
+    ) -> Self {
         Self::Dockerfile {
             dockerfile_hash: dockerfile_hash(final_dockerfile),
             entrypoint_hash: entrypoint_hash(entrypoint, cmd),
-            context: FilesInput {
-                hash: context_hash,
-                files,
-            },
+            context,
         }
     }
 
@@ -188,6 +267,25 @@ impl Decision {
     /// Nothing to build, but the recorded image must be pushed.
     pub fn push_only(&self) -> bool {
         !self.rebuild && self.reason == Reason::NotPushedYet
+    }
+}
+
+/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files` or
+/// `fields` when the reason names them: the decision as the JSON report shows it.
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("rebuild", &self.rebuild)?;
+        map.serialize_entry("pushOnly", &self.push_only())?;
+        map.serialize_entry("code", self.reason.code())?;
+        map.serialize_entry("reason", &self.reason.to_string())?;
+        match &self.reason {
+            Reason::FilesChanged { files } => map.serialize_entry("files", files)?,
+            Reason::ImageConfigChanged { fields } => map.serialize_entry("fields", fields)?,
+            _ => {}
+        }
+        map.end()
     }
 }
 
@@ -346,7 +444,7 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             .record
             .as_ref()
             .and_then(|r| r.files.as_ref())
-            .map(|old| changed_files(old, &files.files))
+            .map(|old| changed_files(old, files.files()))
             .unwrap_or_default();
         return Decision::rebuild(if changed.is_empty() {
             Reason::ContextChanged
@@ -377,14 +475,14 @@ pub fn needs_cached_files(
     let Some(cached) = cached else {
         return false;
     };
-    let Some(files) = inputs.builder.files() else {
+    if inputs.builder.files().is_none() {
         return false;
-    };
+    }
     if cached.record.as_ref().is_some_and(|r| r.files.is_some()) {
         return false;
     }
     let decision = decide(inputs, Some(cached), force);
-    decision.rebuild && decision.reason == Reason::ContextChanged && !files.files.is_empty()
+    decision.rebuild && decision.reason == Reason::ContextChanged
 }
 
 /// Added, removed and modified paths between two lists sorted by path, sorted.
@@ -668,7 +766,7 @@ mod tests {
                     registry: "docker.io".into(),
                     digest: None,
                 }),
-                files: inputs.builder.files().map(|f| f.files.clone()),
+                files: inputs.builder.files().map(|f| f.files().clone()),
             }),
         }
     }
@@ -945,6 +1043,18 @@ mod tests {
             codes.insert(reason.code());
         }
         assert_eq!(codes.len(), 12, "every reason has its own code");
+        let json = serde_json::to_value(Decision::rebuild(f(3))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"rebuild": true, "pushOnly": false, "code": "files-changed",
+                "reason": "rebuild: 3 files changed: f0, f1, +1", "files": ["f0", "f1", "f2"]})
+        );
+        let json = serde_json::to_value(Decision {
+            rebuild: false,
+            reason: Reason::NotPushedYet,
+        })
+        .unwrap();
+        assert_eq!(json["pushOnly"], true);
         assert_eq!(
             Decision::missing_in_daemon().to_string(),
             "rebuild: image missing in local daemon"

@@ -342,7 +342,8 @@ impl<'t> Parsed<'t> {
             let from = stage.from;
             let value = expand(&from.image.value, &vars);
             let lower = value.to_lowercase();
-            if lower != "scratch" && !earlier_names.contains(&lower) {
+            // An ARG that expands to nothing names no image (Docker fails the build itself).
+            if !lower.is_empty() && lower != "scratch" && !earlier_names.contains(&lower) {
                 sites.push(ReferenceSite {
                     span: from.image.span.clone(),
                     value,
@@ -365,7 +366,7 @@ impl<'t> Parsed<'t> {
                     let lower = value.to_lowercase();
                     let is_stage = all_names.contains(&lower)
                         || lower.parse::<usize>().is_ok_and(|i| i < self.stages.len());
-                    if !is_stage {
+                    if !is_stage && !value.is_empty() {
                         sites.push(ReferenceSite {
                             span: from_value.span.clone(),
                             value,
@@ -850,6 +851,11 @@ mod tests {
                 "COPY --from image, stage name and index",
                 "FROM a AS s\nFROM b\nCOPY --from=s /x /x\nCOPY --from=0 /y /y\nCOPY --from=tools/lint:1 /z /z\n",
                 &["a", "b", "tools/lint:1"],
+            ),
+            (
+                "unset ARG names nothing",
+                "ARG BASE\nFROM ${BASE}\nFROM b\n",
+                &["b"],
             ),
             (
                 "global ARG defaults expanded, duplicates removed",

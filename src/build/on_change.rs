@@ -9,15 +9,15 @@
 //! never included (it changes on every build, so `**` would always rebuild).
 //!
 //! The walk starts at each pattern's literal prefix (`src/` for `src/**/*.rs`), not at the root.
-//! File hashing here is deliberately simple (sequential, no stat cache): `onChange` sets are
-//! small. It can move to `build::context`'s hasher once that exists on main.
+//! Files are hashed one after another with `build::context`'s streaming hasher and without
+//! its stat cache: `onChange` sets are small.
 
+use crate::build::context::hash::hash_file;
 use crate::build::decision::FileDigests;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// A pattern that does not compile, or a file that cannot be read.
@@ -39,6 +39,7 @@ pub fn on_change_files(
     patterns: &[String],
 ) -> Result<FileDigests, OnChangeError> {
     let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let mut buf = vec![0u8; 64 * 1024];
     for pattern in patterns {
         let pattern = normalize_pattern(pattern, project_root);
         let glob = compile(&pattern)?;
@@ -106,7 +107,7 @@ pub fn on_change_files(
                     })?;
                 hex::encode(Sha256::digest(target.to_string_lossy().as_bytes()))
             } else if file_type.is_file() {
-                file_digest(entry.path())?
+                file_digest(entry.path(), &mut buf)?
             } else {
                 continue;
             };
@@ -168,22 +169,13 @@ fn relative(base: &str, below: &Path) -> String {
     }
 }
 
-fn file_digest(path: &Path) -> Result<String, OnChangeError> {
-    let io_err = |source| OnChangeError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = File::open(path).map_err(io_err)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+fn file_digest(path: &Path, buf: &mut [u8]) -> Result<String, OnChangeError> {
+    hash_file(path, buf)
+        .map(|(digest, _)| digest.to_string())
+        .map_err(|source| OnChangeError::Io {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]

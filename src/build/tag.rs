@@ -83,6 +83,16 @@ pub fn resolve_tags<R: Rng + ?Sized>(
     Ok(unique)
 }
 
+/// DevSpace's warning when a rebuilt image got the same first tag as the last build: a
+/// deployment that already runs that tag may not pick up the new image.
+pub fn reused_tag_warning(image: &str, new_tag: &str, cached_tag: Option<&str>) -> Option<String> {
+    (cached_tag == Some(new_tag)).then(|| {
+        format!(
+            "Newly built image '{image}' has the same tag as in the last build ({new_tag}), this can lead to problems that the image during deployment is not updated"
+        )
+    })
+}
+
 /// Whether Docker accepts `tag` (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
 pub fn is_valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
@@ -199,6 +209,18 @@ mod tests {
             .unwrap();
             assert!(check(&tags), "case {name}: {tags:?}");
         }
+    }
+
+    #[test]
+    fn reused_tags_warn() {
+        assert_eq!(reused_tag_warning("john/app", "v1", Some("v2")), None);
+        assert_eq!(reused_tag_warning("john/app", "v1", None), None);
+        assert_eq!(
+            reused_tag_warning("john/app", "v1", Some("v1")).as_deref(),
+            Some(
+                "Newly built image 'john/app' has the same tag as in the last build (v1), this can lead to problems that the image during deployment is not updated"
+            )
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::cli::{BuildArgs, GlobalArgs, OutputFormat};
 use crate::config::{BuilderKind, Loaded};
 use crate::exit::ExitCode;
 use crate::kube::KubeSettings;
-use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Status};
+use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Stage, Status};
 use crate::pipeline::job::{Emitter, ImageFailure, ImageSuccess, RunSettings, Shared, run_image};
 use crate::pipeline::plan::{ImagePlan, plan};
 use crate::pipeline::schedule::{JobResult, Limits, run_jobs};
@@ -35,16 +35,7 @@ pub fn profile_key(loaded: &Loaded) -> String {
 
 /// Runs `devspace build`.
 pub fn run(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> ExitCode {
-    let loaded = match super::common::load_config(global) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let rt = match super::common::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let cancel = crate::signals::install();
+    super::common::run_with_config(global, |loaded, cancel| async move {
         let mut ui_opts = UiOptions::detect(
             global.debug,
             global.silent,
@@ -399,6 +390,7 @@ fn dispatch(ui: &mut Ui, logs: &mut HashMap<String, ImageLog>, ev: &Event) {
                 "devspace: pushed {tag} {}",
                 digest.as_deref().unwrap_or("")
             )),
+            ImageEvent::Stage(Stage::Building | Stage::Pushing) => log.open(),
             ImageEvent::Stage(_) | ImageEvent::Step { .. } => {}
         }
     }

@@ -62,3 +62,24 @@ pub fn init_tracing(global: &GlobalArgs) {
         .without_time()
         .try_init();
 }
+
+/// Loads the config, starts the runtime and the Ctrl-C watcher, and runs `f` on them: the
+/// common frame of every command that builds or deploys.
+pub fn run_with_config<F, Fut>(global: &GlobalArgs, f: F) -> ExitCode
+where
+    F: FnOnce(Loaded, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let loaded = match load_config(global) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async {
+        let cancel = crate::signals::install();
+        f(loaded, cancel).await
+    })
+}

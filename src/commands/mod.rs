@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod common;
+pub mod deploy;
 pub mod login;
 pub mod print;
 pub mod render;
@@ -23,7 +24,11 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::Success
         }
         Command::Build { build, dry_run } => build::run(&cli.global, build, *dry_run),
-        Command::Deploy { .. } => not_implemented("deploy"),
+        Command::Deploy {
+            build,
+            skip_build,
+            use_digests,
+        } => deploy::run(&cli.global, build, *skip_build, *use_digests),
         Command::Dev { .. } => not_implemented("dev"),
         Command::Render {
             build,

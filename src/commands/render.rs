@@ -10,16 +10,7 @@ use std::io::Write;
 
 /// Runs `devspace render`.
 pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests: bool) -> ExitCode {
-    let loaded = match super::common::load_config(global) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let rt = match super::common::runtime() {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    rt.block_on(async {
-        let cancel = crate::signals::install();
+    super::common::run_with_config(global, |loaded, cancel| async move {
         let run: Option<BuildRun> = if skip_build {
             None
         } else {

@@ -335,16 +335,13 @@ fn prepare(
                     last_lines: Vec::new(),
                     exit: ExitCode::Failure,
                 })?;
-            let files: Vec<(String, String)> = scan
-                .file_digests()
-                .map(|(p, d)| (p.to_string(), d.to_string()))
-                .collect();
-            let builder = BuilderInputs::dockerfile(
+            // The per-file list is produced only when a decision names files or a commit
+            // records them: a no-change run never builds it.
+            let builder = BuilderInputs::dockerfile_with(
                 &final_text,
                 image.entrypoint.as_deref(),
                 image.cmd.as_deref(),
-                scan.hash.to_string(),
-                files,
+                FilesInput::from_scan(&scan),
             );
             let (entry, name) = match &scan.dockerfile_rel {
                 Some(rel) => (
@@ -750,6 +747,54 @@ async fn build(
     reason = "the pieces of one build; a struct would only rename them"
 )]
 async fn build_kaniko(
+    shared: &Shared,
+    plan: &ImagePlan,
+    config: KanikoConfig,
+    request: &BuildRequest,
+    body: ContextBody,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+    fallback_from: Option<&DaemonError>,
+) -> Result<Option<String>, ImageFailure> {
+    let result = run_kaniko(
+        shared,
+        plan,
+        config,
+        request,
+        body,
+        emit,
+        cancel,
+        fallback_from,
+    )
+    .await;
+    match (result, fallback_from) {
+        // Neither Docker nor the cluster answers: say both, not just the second.
+        (Err(failure), Some(daemon)) if failure.exit == ExitCode::Unreachable => {
+            let mut hints = daemon.hint().into_iter().collect::<Vec<_>>();
+            hints.extend(failure.hints);
+            hints.push(
+                "set `build.docker.disableFallback: true` to fail at once when Docker is not running"
+                    .to_string(),
+            );
+            Err(ImageFailure {
+                message: format!(
+                    "image {}: {daemon}; the kaniko fallback failed too: {}",
+                    plan.key, failure.message
+                ),
+                hints,
+                last_lines: failure.last_lines,
+                exit: ExitCode::Unreachable,
+            })
+        }
+        (result, _) => result,
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one build; a struct would only rename them"
+)]
+async fn run_kaniko(
     shared: &Shared,
     plan: &ImagePlan,
     config: KanikoConfig,

@@ -9,16 +9,18 @@ use std::path::{Path, PathBuf};
 /// How many lines of a failed build are shown on the terminal.
 pub const TAIL_LINES: usize = 20;
 
-/// One image's log file and its tail.
+/// One image's log file and its tail. The file is created (truncated) only when the image is
+/// built or pushed, so a run that skips the image keeps the log of its last build.
 pub struct ImageLog {
     path: PathBuf,
     file: Option<BufWriter<File>>,
+    opened: bool,
+    pending: Vec<String>,
     tail: VecDeque<String>,
 }
 
 impl ImageLog {
-    /// Creates (truncates) `<dir>/<key>.log`. A log that cannot be written is not fatal: the
-    /// build still runs, the tail is still kept.
+    /// A log for `<dir>/<key>.log`; nothing is written until [`ImageLog::open`].
     pub fn create(dir: &Path, key: &str) -> Self {
         let safe: String = key
             .chars()
@@ -30,15 +32,33 @@ impl ImageLog {
                 }
             })
             .collect();
-        let path = dir.join(format!("{safe}.log"));
-        let file = std::fs::create_dir_all(dir)
-            .and_then(|_| File::create(&path))
+        ImageLog {
+            path: dir.join(format!("{safe}.log")),
+            file: None,
+            opened: false,
+            pending: Vec::new(),
+            tail: VecDeque::with_capacity(TAIL_LINES),
+        }
+    }
+
+    /// Creates (truncates) the file and writes the lines seen so far. A log that cannot be
+    /// written is not fatal: the build still runs, the tail is still kept.
+    pub fn open(&mut self) {
+        if self.opened {
+            return;
+        }
+        self.opened = true;
+        self.file = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| File::create(&self.path))
             .map(BufWriter::new)
             .ok();
-        ImageLog {
-            path,
-            file,
-            tail: VecDeque::with_capacity(TAIL_LINES),
+        if let Some(f) = &mut self.file {
+            for l in self.pending.drain(..) {
+                let _ = writeln!(f, "{l}");
+            }
         }
     }
 
@@ -46,6 +66,8 @@ impl ImageLog {
     pub fn line(&mut self, text: &str) {
         if let Some(f) = &mut self.file {
             let _ = writeln!(f, "{text}");
+        } else if !self.opened {
+            self.pending.push(text.to_string());
         }
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();

@@ -102,7 +102,7 @@ impl Ui {
             let bar = self.multi.as_ref().map(|m| {
                 let bar = m.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg}")
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -151,7 +151,6 @@ impl Ui {
         if let (Stage::Building, Some((n, m))) = (line.stage, line.step) {
             msg.push_str(&format!(" step {n}/{m}"));
         }
-        msg.push_str(&format!(" ({:.1}s)", line.started.elapsed().as_secs_f32()));
         bar.set_message(msg);
     }
 
@@ -164,6 +163,9 @@ impl Ui {
                 if let Some(line) = self.lines.get_mut(key) {
                     if line.stage == Stage::Waiting && *stage != Stage::Waiting {
                         line.started = Instant::now();
+                        if let Some(bar) = &line.bar {
+                            bar.reset_elapsed();
+                        }
                     }
                     line.stage = *stage;
                 }
@@ -211,10 +213,7 @@ impl Ui {
         if let Some(line) = self.lines.get_mut(key)
             && let Some(bar) = line.bar.take()
         {
-            bar.finish_with_message(format!(
-                "{key:<width$}  {word} ({:.1}s)",
-                line.started.elapsed().as_secs_f32()
-            ));
+            bar.finish_with_message(format!("{key:<width$}  {word}"));
         }
     }
 

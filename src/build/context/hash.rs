@@ -4,7 +4,7 @@
 use super::{ContextError, Digest, Entry, EntryKind};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,22 +104,33 @@ pub fn hash_entries(
 /// must carry its digest.
 pub fn context_hash(entries: &[Entry]) -> Digest {
     let mut hasher = Sha256::new();
+    let mut record = Vec::with_capacity(80 * 1024);
     for entry in entries {
         // NUL cannot occur in paths or link targets, so the encoding is unambiguous.
-        let (tag, identity): (&[u8], Vec<u8>) = match &entry.kind {
-            EntryKind::Dir => (b"d", Vec::new()),
-            EntryKind::File => (b"f", entry.digest.map(|d| d.0.to_vec()).unwrap_or_default()),
-            EntryKind::Symlink(target) => (b"l", target.as_bytes().to_vec()),
-        };
-        hasher.update(tag);
-        hasher.update([0]);
-        hasher.update(entry.rel.as_bytes());
-        hasher.update([0]);
-        hasher.update(format!("{:o}", entry.mode).as_bytes());
-        hasher.update([0]);
-        hasher.update(&identity);
-        hasher.update(b"\n");
+        record.extend_from_slice(match entry.kind {
+            EntryKind::Dir => b"d\0",
+            EntryKind::File => b"f\0",
+            EntryKind::Symlink(_) => b"l\0",
+        });
+        record.extend_from_slice(entry.rel.as_bytes());
+        record.push(0);
+        let _ = write!(record, "{:o}", entry.mode);
+        record.push(0);
+        match &entry.kind {
+            EntryKind::Dir => {}
+            EntryKind::File => {
+                record.extend_from_slice(&entry.digest.map(|d| d.0).unwrap_or_default())
+            }
+            EntryKind::Symlink(target) => record.extend_from_slice(target.as_bytes()),
+        }
+        record.push(b'\n');
+        // Feeding SHA-256 in large blocks is markedly faster than one call per entry.
+        if record.len() >= 64 * 1024 {
+            hasher.update(&record);
+            record.clear();
+        }
     }
+    hasher.update(&record);
     Digest(hasher.finalize().into())
 }
 

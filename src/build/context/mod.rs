@@ -155,7 +155,7 @@ pub struct ContextScan {
     /// Dockerfile lies outside the context.
     pub dockerfile_rel: Option<String>,
     /// Included entries, sorted by relative path.
-    pub entries: Arc<[Entry]>,
+    pub entries: Arc<Vec<Entry>>,
     /// Hash over all entries (see [`hash::context_hash`]).
     pub hash: Digest,
     /// Number of regular files.
@@ -177,6 +177,20 @@ impl ContextScan {
                 _ => None,
             })
     }
+
+    /// The context as a streaming tar (see [`tar::context_tar_stream`]) with the Dockerfile
+    /// handled as `dockerfile` says.
+    pub fn tar_stream(
+        &self,
+        dockerfile: tar::DockerfileEntry,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+    {
+        let options = tar::TarOptions {
+            dockerfile,
+            ..tar::TarOptions::default()
+        };
+        tar::context_tar_stream(self.root.clone(), self.entries.clone(), options)
+    }
 }
 
 /// Scans the context of one image: reads `.dockerignore`, always includes it and the
@@ -196,8 +210,8 @@ pub fn scan_context(
     let mut stats = ScanStats::default();
 
     let cache_path = statcache::cache_file(cache_dir, &root);
-    let (todo, unchanged) = match statcache::StatCache::load(&cache_path, &root) {
-        Ok(cache) => cache.apply(&mut entries),
+    let (todo, unchanged) = match statcache::apply(&cache_path, &root, &mut entries) {
+        Ok(applied) => (applied.todo, applied.unchanged),
         Err(reason) => {
             tracing::debug!(cache = %cache_path.display(), %reason, "stat cache not used");
             stats.cache_ignored = Some(reason);
@@ -228,7 +242,7 @@ pub fn scan_context(
         hash: hash::context_hash(&entries),
         root,
         dockerfile_rel,
-        entries: entries.into(),
+        entries: Arc::new(entries),
         file_count,
         total_bytes,
         stats,

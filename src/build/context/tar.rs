@@ -77,7 +77,7 @@ pub fn random_dockerfile_name() -> String {
 /// dedicated thread into a bounded channel; dropping the stream stops the thread.
 pub fn context_tar_stream(
     root: PathBuf,
-    entries: Arc<[Entry]>,
+    entries: Arc<Vec<Entry>>,
     options: TarOptions,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(options.channel_capacity.max(1));
@@ -392,11 +392,7 @@ mod tests {
         scan: &super::super::ContextScan,
         dockerfile: DockerfileEntry,
     ) -> Vec<(String, u8, u32, u64, String)> {
-        let options = TarOptions {
-            dockerfile,
-            ..TarOptions::default()
-        };
-        let (bytes, error, _) = send_raw(scan, options).await;
+        let (bytes, error, _) = collect(scan.tar_stream(dockerfile)).await;
         assert!(error.is_none(), "{error:?}");
         list(&bytes)
     }
