@@ -360,7 +360,8 @@ impl BuildError {
     }
 }
 
-/// One way of building images; implemented by the Docker API, Docker CLI and custom builders.
+/// One way of building images; implemented by the Docker API, Docker CLI, kaniko and custom
+/// builders.
 pub trait ImageBuilder: Send + Sync {
     /// Whether [`ImageBuilder::build`] reads the context (the custom builder does not).
     fn needs_context(&self) -> bool;
