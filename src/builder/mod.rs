@@ -4,13 +4,15 @@
 //! in ([`BuildRequest`], the streamed [`ContextBody`]), what comes out ([`BuildOutcome`],
 //! [`BuildError`]) and what is reported on the way ([`BuildEvent`] through an [`EventSink`]).
 //! The adapters live in submodules: [`docker`] (Engine API over bollard, and the `docker
-//! build` CLI for BuildKit/extra args) and [`custom`] (a user command). Builders never print:
+//! build` CLI for BuildKit/extra args), [`kaniko`] (a pod in the cluster) and [`custom`] (a
+//! user command). Builders never print:
 //! every line a build produces is an event, and the `ui` module decides what to show.
 //! Cancellation is a [`CancellationToken`]; a cancelled build stops its work and cleans up the
 //! containers or processes it started before returning [`BuildError::Cancelled`].
 
 pub mod custom;
 pub mod docker;
+pub mod kaniko;
 pub mod lines;
 mod process;
 
@@ -303,6 +305,9 @@ pub enum BuildError {
         /// The last output lines.
         last_lines: Vec<String>,
     },
+    /// The kaniko build in the cluster failed (API, pod, upload, executor, timeout).
+    #[error(transparent)]
+    Kaniko(Box<kaniko::KanikoError>),
     /// `useBuildKit` was asked for but the `docker` CLI cannot run BuildKit builds.
     #[error(
         "image {image}: the docker CLI `{command}` cannot build with BuildKit (buildx is missing)"
@@ -321,6 +326,7 @@ impl BuildError {
         match self {
             BuildError::Failed { last_lines, .. }
             | BuildError::CommandFailed { last_lines, .. } => last_lines,
+            BuildError::Kaniko(e) => e.last_lines(),
             _ => &[],
         }
     }
@@ -339,6 +345,7 @@ impl BuildError {
                 "install the docker buildx plugin (Debian: docker-buildx), or set `useBuildKit: false`"
                     .to_string(),
             ),
+            BuildError::Kaniko(e) => e.hint(),
             _ => None,
         }
     }
@@ -347,12 +354,14 @@ impl BuildError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             BuildError::Cancelled { .. } => ExitCode::Interrupted,
+            BuildError::Kaniko(e) => e.exit_code(),
             _ => ExitCode::Failure,
         }
     }
 }
 
-/// One way of building images; implemented by the Docker API, Docker CLI and custom builders.
+/// One way of building images; implemented by the Docker API, Docker CLI, kaniko and custom
+/// builders.
 pub trait ImageBuilder: Send + Sync {
     /// Whether [`ImageBuilder::build`] reads the context (the custom builder does not).
     fn needs_context(&self) -> bool;

@@ -5,6 +5,7 @@
 use crate::cli::{BuildArgs, GlobalArgs, OutputFormat};
 use crate::config::{BuilderKind, Loaded};
 use crate::exit::ExitCode;
+use crate::kube::KubeSettings;
 use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Stage, Status};
 use crate::pipeline::job::{Emitter, ImageFailure, ImageSuccess, RunSettings, Shared, run_image};
 use crate::pipeline::plan::{ImagePlan, plan};
@@ -42,10 +43,27 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> ExitCode {
             args.output == OutputFormat::Json,
         );
         ui_opts.stream_logs = args.build_sequential;
-        let run = build_images(&loaded, args, dry_run, ui_opts, cancel).await;
+        let run = build_images(
+            &loaded,
+            args,
+            dry_run,
+            ui_opts,
+            kube_settings(global),
+            cancel,
+        )
+        .await;
         print_report(&run.report, args.output, dry_run, global.silent, false);
         run.exit
     })
+}
+
+/// The cluster the global flags select (kaniko builds, pull secrets).
+pub fn kube_settings(global: &GlobalArgs) -> KubeSettings {
+    KubeSettings {
+        kube_context: global.kube_context.clone(),
+        namespace: global.namespace.clone(),
+        kubeconfig: None,
+    }
 }
 
 /// Prints the summary (text) or the JSON report on stdout (on stderr with `to_stderr`, for
@@ -124,12 +142,14 @@ fn disabled_report(plan: &ImagePlan) -> ImageReport {
     }
 }
 
-/// Builds every image of `loaded` as `args` say, showing progress through `ui_opts`.
+/// Builds every image of `loaded` as `args` say, showing progress through `ui_opts`;
+/// kaniko builds (and the Docker → kaniko fallback) use the cluster `kube` selects.
 pub async fn build_images(
     loaded: &Loaded,
     args: &BuildArgs,
     dry_run: bool,
     ui_opts: UiOptions,
+    kube: KubeSettings,
     cancel: CancellationToken,
 ) -> BuildRun {
     let started = Instant::now();
@@ -146,6 +166,7 @@ pub async fn build_images(
         force_build: args.force_build,
         skip_push: args.skip_push,
         dry_run,
+        kube,
     }));
     for w in shared.cache.warnings() {
         tracing::warn!("{w}");

@@ -10,7 +10,7 @@ use crate::deploy::apply::apply_rendered;
 use crate::deploy::helm_run::{HelmRelease, run_helm};
 use crate::deploy::{ImageTable, RenderedKind, render};
 use crate::exit::ExitCode;
-use crate::kube::client::{KubeClient, KubeSettings};
+use crate::kube::client::KubeClient;
 use crate::kube::pull_secrets::{
     PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,
     pull_secret_registries,
@@ -82,11 +82,7 @@ pub fn with_cluster(
 /// Connects to the cluster the flags select; prints the error (naming the context and server)
 /// and returns exit code 4 when it is not reachable.
 pub async fn connect(global: &GlobalArgs) -> Result<KubeClient, ExitCode> {
-    let settings = KubeSettings {
-        kube_context: global.kube_context.clone(),
-        namespace: global.namespace.clone(),
-        kubeconfig: None,
-    };
+    let settings = super::build::kube_settings(global);
     let client = KubeClient::from_settings(&settings).await;
     let client = match client {
         Ok(c) => c,
@@ -175,7 +171,8 @@ pub async fn deploy_once(
     let run = if opts.skip_build {
         None
     } else {
-        let run = build_images(loaded, &opts.build, false, opts.ui, cancel.clone()).await;
+        let kube = super::build::kube_settings(global);
+        let run = build_images(loaded, &opts.build, false, opts.ui, kube, cancel.clone()).await;
         print_report(&run.report, opts.build.output, false, opts.ui.silent, true);
         if run.exit != ExitCode::Success {
             return (run.exit, Some(run));

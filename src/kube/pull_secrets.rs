@@ -69,6 +69,17 @@ impl std::fmt::Debug for PlannedPullSecret {
 }
 
 impl PlannedPullSecret {
+    /// Secret `name` in `namespace` holding `docker_config` (a `.dockerconfigjson` document)
+    /// for `registry`, e.g. the one a kaniko build pod mounts.
+    pub fn new(registry: Registry, namespace: &str, name: &str, docker_config: Vec<u8>) -> Self {
+        Self {
+            registry,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            docker_config,
+        }
+    }
+
     /// The Secret object (metadata: name and namespace only, as DevSpace).
     pub fn secret(&self) -> Secret {
         Secret {
@@ -345,6 +356,19 @@ pub async fn ensure_pull_secrets(
             .push(add_to_service_account(client, &namespace, &names, options).await);
     }
     report
+}
+
+/// Creates or updates one secret (no ServiceAccount change), retrying 409 conflicts.
+pub async fn ensure_pull_secret(
+    client: &KubeClient,
+    planned: &PlannedPullSecret,
+) -> Result<SecretAction, KubeError> {
+    ensure_secret(
+        client,
+        planned,
+        PullSecretOptions::default().max_conflict_retries,
+    )
+    .await
 }
 
 async fn ensure_secret(

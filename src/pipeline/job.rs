@@ -8,12 +8,15 @@ use crate::build::cache::{
 use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
 use crate::build::decision::{BuilderInputs, Decision, DecisionInputs, FilesInput, Reason};
 use crate::build::{dockerfile, tag};
+use crate::builder::kaniko::{self, KanikoBuilder};
 use crate::builder::{
     BuildEvent, BuildRequest, ContextBody, CustomBuilder, DaemonError, DockerApiBuilder,
     DockerCliBuilder, DockerDaemon, EventSink, PushRequest,
 };
+use crate::config::model::KanikoConfig;
 use crate::config::{BuilderKind, ImageConfig};
 use crate::exit::ExitCode;
+use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
 use crate::pipeline::plan::ImagePlan;
 use crate::registry::client::RegistryClient;
@@ -37,6 +40,8 @@ pub struct RunSettings {
     pub skip_push: bool,
     /// `--dry-run`: decide only; never contact Docker or a registry.
     pub dry_run: bool,
+    /// Cluster of kaniko builds (`--kube-context`, `-n`); read only when one is needed.
+    pub kube: KubeSettings,
 }
 
 /// What every job shares: settings, the cache, the lazily connected daemon, credentials.
@@ -44,6 +49,7 @@ pub struct Shared {
     pub settings: RunSettings,
     pub cache: Cache,
     daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
+    kube: LazyKubeClient,
     credentials: OnceCell<Result<DockerConfig, String>>,
     registry: OnceCell<Result<RegistryClient, String>>,
     /// Credentials resolved per registry, so a helper runs once per registry and run.
@@ -55,6 +61,7 @@ impl Shared {
     pub fn new(settings: RunSettings) -> Self {
         let cache = Cache::open(&settings.root);
         Shared {
+            kube: LazyKubeClient::new(settings.kube.clone()),
             settings,
             cache,
             daemon: OnceCell::new(),
@@ -64,20 +71,31 @@ impl Shared {
         }
     }
 
-    async fn daemon(&self) -> Result<DockerDaemon, ImageFailure> {
-        let res = self
-            .daemon
+    /// The daemon, connected (and pinged, with a short timeout) once per run.
+    async fn connect_daemon(&self) -> Result<DockerDaemon, Arc<DaemonError>> {
+        self.daemon
             .get_or_init(|| async { DockerDaemon::connect().await.map_err(Arc::new) })
-            .await;
-        match res {
-            Ok(d) => Ok(d.clone()),
-            Err(e) => Err(ImageFailure {
-                message: e.to_string(),
-                hints: e.hint().into_iter().collect(),
-                last_lines: Vec::new(),
-                exit: e.exit_code(),
-            }),
-        }
+            .await
+            .clone()
+    }
+
+    async fn daemon(&self) -> Result<DockerDaemon, ImageFailure> {
+        self.connect_daemon().await.map_err(|e| daemon_failure(&e))
+    }
+
+    /// The cluster client for kaniko builds, built on first use.
+    async fn kube_client(&self) -> Result<&crate::kube::KubeClient, ImageFailure> {
+        self.kube.get().await.map_err(|e| ImageFailure {
+            exit: match e {
+                KubeError::Unreachable { .. } | KubeError::NoKubeconfig { .. } => {
+                    ExitCode::Unreachable
+                }
+                _ => ExitCode::Failure,
+            },
+            message: e.to_string(),
+            hints: Vec::new(),
+            last_lines: Vec::new(),
+        })
     }
 
     async fn docker_config(&self) -> Result<&DockerConfig, ImageFailure> {
@@ -122,6 +140,50 @@ impl Shared {
         resolved.insert(registry.clone(), credential.clone());
         Ok(credential)
     }
+}
+
+fn daemon_failure(e: &DaemonError) -> ImageFailure {
+    ImageFailure {
+        message: e.to_string(),
+        hints: e.hint().into_iter().collect(),
+        last_lines: Vec::new(),
+        exit: e.exit_code(),
+    }
+}
+
+fn disables_fallback(plan: &ImagePlan) -> bool {
+    plan.config
+        .build
+        .docker
+        .as_ref()
+        .and_then(|d| d.disable_fallback)
+        == Some(true)
+}
+
+/// Whether an unreachable daemon sends this image to kaniko (DevSpace: docker builder,
+/// unless `build.docker.disableFallback`).
+fn kaniko_fallback(plan: &ImagePlan, e: &DaemonError) -> bool {
+    plan.builder == BuilderKind::Docker
+        && matches!(e, DaemonError::Unreachable { .. })
+        && !disables_fallback(plan)
+}
+
+/// The failure for a daemon error, saying when `disableFallback` kept kaniko out.
+fn daemon_failure_for(plan: &ImagePlan, e: &DaemonError) -> ImageFailure {
+    let mut failure = daemon_failure(e);
+    if plan.builder == BuilderKind::Docker
+        && matches!(e, DaemonError::Unreachable { .. })
+        && disables_fallback(plan)
+    {
+        failure.message = format!(
+            "image {}: {e}; build.docker.disableFallback is set, so it is not built with kaniko instead",
+            plan.key
+        );
+        failure
+            .hints
+            .push("start the Docker daemon, or remove `disableFallback` to build in the cluster with kaniko".into());
+    }
+    failure
 }
 
 /// A successful image job.
@@ -204,10 +266,12 @@ struct Prepared {
 
 /// Whether this image is pushed in this run.
 fn wants_push(image: &ImageConfig, kind: BuilderKind, settings: &RunSettings) -> bool {
-    kind != BuilderKind::Custom
-        && !settings.skip_push
-        && image.build.docker.as_ref().and_then(|d| d.skip_push) != Some(true)
-        && image.build.build_kit.as_ref().and_then(|b| b.skip_push) != Some(true)
+    // Kaniko pushes as part of the build: the registry is the only place its image exists.
+    kind == BuilderKind::Kaniko
+        || (kind != BuilderKind::Custom
+            && !settings.skip_push
+            && image.build.docker.as_ref().and_then(|d| d.skip_push) != Some(true)
+            && image.build.build_kit.as_ref().and_then(|b| b.skip_push) != Some(true))
 }
 
 fn prepare(
@@ -412,8 +476,16 @@ pub async fn run_image(
             match registry_has(&shared, &image.image, &first).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    let daemon = shared.daemon().await?;
-                    if daemon.image_exists(&reference).await.unwrap_or(false) {
+                    // Without a daemon (kaniko, or Docker falling back) no local copy exists.
+                    let local = match plan.builder {
+                        BuilderKind::Kaniko => false,
+                        _ => match shared.connect_daemon().await {
+                            Ok(daemon) => daemon.image_exists(&reference).await.unwrap_or(false),
+                            Err(e) if kaniko_fallback(&plan, &e) => false,
+                            Err(e) => return Err(daemon_failure_for(&plan, &e)),
+                        },
+                    };
+                    if local {
                         push_only = true;
                         reason = "push: image missing in registry".to_string();
                     } else {
@@ -424,16 +496,20 @@ pub async fn run_image(
                 Err(e) => return Err(e),
             }
         } else {
-            let daemon = shared.daemon().await?;
-            let exists = daemon
-                .image_exists(&reference)
-                .await
-                .map_err(|e| ImageFailure {
-                    message: e.to_string(),
-                    hints: e.hint().into_iter().collect(),
-                    last_lines: Vec::new(),
-                    exit: e.exit_code(),
-                })?;
+            let exists = match shared.connect_daemon().await {
+                Ok(daemon) => daemon
+                    .image_exists(&reference)
+                    .await
+                    .map_err(|e| ImageFailure {
+                        message: e.to_string(),
+                        hints: e.hint().into_iter().collect(),
+                        last_lines: Vec::new(),
+                        exit: e.exit_code(),
+                    })?,
+                // A skipped image needs no fallback: with no daemon to ask, trust the cache.
+                Err(e) if kaniko_fallback(&plan, &e) => true,
+                Err(e) => return Err(daemon_failure_for(&plan, &e)),
+            };
             if !exists {
                 push_only = false;
                 decision = Decision::missing_in_daemon();
@@ -468,6 +544,8 @@ pub async fn run_image(
         prepared.inputs.clone(),
     );
     let sink = emit.sink();
+    // Kaniko pushes while it builds: `Some(digest)` then, and no separate push.
+    let mut pushed_by_build = None;
     if decision.rebuild {
         tags = tag::resolve_tags(
             &image.image,
@@ -486,12 +564,15 @@ pub async fn run_image(
             )));
         }
         emit.send(ImageEvent::Stage(Stage::Building));
-        build(&shared, &plan, &tags, prepared, &sink, &cancel).await?;
+        pushed_by_build = build(&shared, &plan, &tags, prepared, &emit, &cancel).await?;
     }
 
     let mut digest = None;
     let mut pushed = false;
-    if push {
+    if let Some(kaniko_digest) = pushed_by_build {
+        digest = kaniko_digest;
+        pushed = true;
+    } else if push {
         emit.send(ImageEvent::Stage(Stage::Pushing));
         digest = push_tags(&shared, &plan, &tags, &sink, &cancel).await?;
         pushed = true;
@@ -545,14 +626,16 @@ async fn registry_has(shared: &Shared, image: &str, tag: &str) -> Result<bool, I
         })
 }
 
+/// Builds the image; `Some(digest)` when the builder (kaniko) already pushed it.
 async fn build(
     shared: &Shared,
     plan: &ImagePlan,
     tags: &[String],
     prepared: Prepared,
-    sink: &EventSink,
+    emit: &Emitter,
     cancel: &CancellationToken,
-) -> Result<(), ImageFailure> {
+) -> Result<Option<Option<String>>, ImageFailure> {
+    let sink = &emit.sink();
     let image = &plan.config;
     let options = image.options().cloned().unwrap_or_default();
     let mut labels = IndexMap::new();
@@ -572,19 +655,13 @@ async fn build(
         labels,
         registry_auths: HashMap::new(),
     };
-    let build_err = |e: crate::builder::BuildError| ImageFailure {
-        message: e.to_string(),
-        hints: e.hint().into_iter().collect(),
-        last_lines: e.last_lines().to_vec(),
-        exit: e.exit_code(),
-    };
     match plan.builder {
         BuilderKind::Custom => {
             let custom = image.build.custom.clone().unwrap_or_default();
             CustomBuilder::new(custom, shared.settings.root.clone())
                 .run(&request, sink, cancel)
                 .await
-                .map_err(build_err)?;
+                .map_err(build_failure)?;
         }
         _ => {
             let scan = prepared
@@ -603,20 +680,30 @@ async fn build(
                 },
             ));
             if plan.builder == BuilderKind::Kaniko {
-                return Err(ImageFailure {
-                    message: format!(
-                        "image {}: the kaniko builder (build.kaniko without build.docker) is not implemented yet",
-                        plan.key
-                    ),
-                    hints: vec![
-                        "add `build.docker: {}` to build this image with the local Docker daemon"
-                            .into(),
-                    ],
-                    last_lines: Vec::new(),
-                    exit: ExitCode::Failure,
-                });
+                let config = image.build.kaniko.clone().unwrap_or_default();
+                return build_kaniko(shared, plan, config, &request, body, emit, cancel, None)
+                    .await
+                    .map(Some);
             }
-            let daemon = shared.daemon().await?;
+            let daemon = match shared.connect_daemon().await {
+                Ok(daemon) => daemon,
+                Err(e) if kaniko_fallback(plan, &e) => {
+                    let config = kaniko::fallback_config(image);
+                    return build_kaniko(
+                        shared,
+                        plan,
+                        config,
+                        &request,
+                        body,
+                        emit,
+                        cancel,
+                        Some(&e),
+                    )
+                    .await
+                    .map(Some);
+                }
+                Err(e) => return Err(daemon_failure_for(plan, &e)),
+            };
             let docker = image.build.docker.clone().unwrap_or_default();
             let (cli, buildkit, args) = match &image.build.build_kit {
                 Some(bk) if plan.builder == BuilderKind::BuildKit => {
@@ -641,16 +728,119 @@ async fn build(
                     .with_daemon(daemon)
                     .run(&request, body, sink, cancel)
                     .await
-                    .map_err(build_err)?;
+                    .map_err(build_failure)?;
             } else {
                 DockerApiBuilder::new(daemon)
                     .run(&request, body, sink, cancel)
                     .await
-                    .map_err(build_err)?;
+                    .map_err(build_failure)?;
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Builds with kaniko in the cluster; `fallback_from` is the daemon error that sent a Docker
+/// image here (said in one note). Returns the digest the executor reported.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one build; a struct would only rename them"
+)]
+async fn build_kaniko(
+    shared: &Shared,
+    plan: &ImagePlan,
+    config: KanikoConfig,
+    request: &BuildRequest,
+    body: ContextBody,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+    fallback_from: Option<&DaemonError>,
+) -> Result<Option<String>, ImageFailure> {
+    let result = run_kaniko(
+        shared,
+        plan,
+        config,
+        request,
+        body,
+        emit,
+        cancel,
+        fallback_from,
+    )
+    .await;
+    match (result, fallback_from) {
+        // Neither Docker nor the cluster answers: say both, not just the second.
+        (Err(failure), Some(daemon)) if failure.exit == ExitCode::Unreachable => {
+            let mut hints = daemon.hint().into_iter().collect::<Vec<_>>();
+            hints.extend(failure.hints);
+            hints.push(
+                "set `build.docker.disableFallback: true` to fail at once when Docker is not running"
+                    .to_string(),
+            );
+            Err(ImageFailure {
+                message: format!(
+                    "image {}: {daemon}; the kaniko fallback failed too: {}",
+                    plan.key, failure.message
+                ),
+                hints,
+                last_lines: failure.last_lines,
+                exit: ExitCode::Unreachable,
+            })
+        }
+        (result, _) => result,
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one build; a struct would only rename them"
+)]
+async fn run_kaniko(
+    shared: &Shared,
+    plan: &ImagePlan,
+    config: KanikoConfig,
+    request: &BuildRequest,
+    body: ContextBody,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+    fallback_from: Option<&DaemonError>,
+) -> Result<Option<String>, ImageFailure> {
+    let client = shared.kube_client().await?;
+    let timeout = kaniko::timeout_from_env().map_err(ImageFailure::plain)?;
+    let wants_credentials = config.pull_secret.as_deref().is_none_or(str::is_empty)
+        && config.skip_pull_secret_mount != Some(true);
+    let credential = match Registry::of_image(&plan.config.image) {
+        Ok(registry) if wants_credentials => shared.credential_for(&registry).await?,
+        _ => None,
+    };
+    let builder = KanikoBuilder::new(client.clone(), config)
+        .with_timeout(timeout)
+        .with_credential(credential);
+    if let Some(DaemonError::Unreachable { endpoint, .. }) = fallback_from {
+        emit.send(ImageEvent::Note(format!(
+            "Docker daemon not reachable at {endpoint}: building with kaniko in namespace {} (context {})",
+            builder.namespace(),
+            client.context()
+        )));
+    }
+    if shared.settings.skip_push {
+        emit.send(ImageEvent::Note(
+            "kaniko pushes as part of the build: --skip-push does not apply".to_string(),
+        ));
+    }
+    builder
+        .build_image(request, body, &emit.sink(), cancel)
+        .await
+        .map(|outcome| outcome.digest)
+        .map_err(build_failure)
+}
+
+fn build_failure(e: crate::builder::BuildError) -> ImageFailure {
+    ImageFailure {
+        message: e.to_string(),
+        hints: e.hint().into_iter().collect(),
+        last_lines: e.last_lines().to_vec(),
+        exit: e.exit_code(),
+    }
 }
 
 async fn push_tags(
