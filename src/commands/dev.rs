@@ -125,7 +125,15 @@ async fn run_cycle(
     number: u32,
     cancel: &CancellationToken,
 ) -> CycleSummary {
-    let run = build_images(loaded, &opts.build, false, opts.ui, cancel.clone()).await;
+    let run = build_images(
+        loaded,
+        &opts.build,
+        false,
+        opts.ui,
+        super::build::kube_settings(global),
+        cancel.clone(),
+    )
+    .await;
     if opts.build.output == OutputFormat::Json {
         print_report(&run.report, opts.build.output, false, opts.ui.silent, true);
     }
