@@ -139,6 +139,21 @@ async fn labeled_containers(daemon: &DockerDaemon, label: &str, value: &str) -> 
         .len()
 }
 
+/// Containers with the label after the daemon has had a moment to finish its own cleanup: when
+/// the docker CLI is killed, the daemon removes the step container asynchronously, so the
+/// property is "none left", not "none at this instant".
+async fn labeled_containers_settled(daemon: &DockerDaemon, label: &str, value: &str) -> usize {
+    let mut n = labeled_containers(daemon, label, value).await;
+    for _ in 0..60 {
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        n = labeled_containers(daemon, label, value).await;
+    }
+    n
+}
+
 async fn remove_images(daemon: &DockerDaemon, references: &[String]) {
     let options = RemoveImageOptionsBuilder::new().force(true).build();
     for r in references {
@@ -954,7 +969,10 @@ async fn cli_build_cancelled_mid_run_leaves_no_containers() {
         "cli-now-sleeping",
     )
     .await;
-    assert_eq!(labeled_containers(&daemon, "devspace-test", &mark).await, 0);
+    assert_eq!(
+        labeled_containers_settled(&daemon, "devspace-test", &mark).await,
+        0
+    );
 }
 
 /// A script that records its argv (one per line) and cwd, prints to both streams, and exits
