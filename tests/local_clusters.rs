@@ -104,6 +104,15 @@ fn deploy_to_minikube_builds_with_its_daemon_and_does_not_push() {
         "printf 'DOCKER_TLS_VERIFY=1\\nDOCKER_HOST=unix:///var/run/docker.sock\\nDOCKER_CERT_PATH=/nonexistent/certs\\nMINIKUBE_ACTIVE_DOCKERD=minikube\\n'",
     );
     let q = Quickstart::new(&registry.host()).with_path(stand_ins.dir(), true);
+    // Without minikube's daemon the build must fail here, not fall back to kaniko.
+    let config = q.project.read("devspace.yaml");
+    q.project.write(
+        "devspace.yaml",
+        config.replace(
+            "      docker:\n",
+            "      docker:\n        disableFallback: true\n",
+        ),
+    );
 
     // The process's own DOCKER_HOST leads nowhere: only minikube's daemon can build.
     let out = q
