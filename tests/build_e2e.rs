@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::credhelper::PassStore;
 use support::project::{Devspace, Output, TempProject, copy_dir};
-use support::registry::{Account, TestRegistry};
+use support::registry::{Account, TestRegistry, registry_tags};
 
 /// The plain registry `scripts/services.sh` starts (no auth); tests use unique names in it.
 const PLAIN_REGISTRY: &str = "127.0.0.1:5000";
@@ -82,32 +82,6 @@ fn registry_request(
         Some(a) => req.basic_auth(&a.user, Some(&a.password)),
         None => req,
     }
-}
-
-/// The registry's tag list of `repo` (empty when the repository does not exist), sorted.
-fn registry_tags(host: &str, repo: &str, account: Option<&Account>) -> Vec<String> {
-    let url = format!("http://{host}/v2/{repo}/tags/list");
-    let body: Value = block_on(async {
-        let resp = registry_request(reqwest::Method::GET, &url, account)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Value::Null;
-        }
-        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
-        resp.json().await.expect("tag list is JSON")
-    });
-    let mut tags: Vec<String> = body["tags"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    tags.sort();
-    tags
 }
 
 /// Deletes `repo:tag` from the registry (by its manifest digest).

@@ -12,8 +12,8 @@ mod support;
 use base64::Engine as _;
 use serde_json::Value;
 use support::kube_fake::FakeKube;
-use support::quickstart::Quickstart;
 use support::quickstart::SERVICES;
+use support::quickstart::{Quickstart, container_image};
 use support::registry::free_port;
 use support::stand_in::{HELM_COPYING_VALUES, StandIns};
 
@@ -22,16 +22,6 @@ const AUTH_REGISTRY: &str = "127.0.0.1:5001";
 const USER: &str = "devspace";
 const PASSWORD: &str = "devspace-test";
 const SECRET: &str = "devspace-auth-127-0-0-1-5001";
-
-fn container_image(fake: &FakeKube, name: &str) -> String {
-    let deployment = fake
-        .get("apps/v1", "Deployment", fake.namespace(), name)
-        .unwrap_or_else(|| panic!("deployment {name} was not applied"));
-    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 fn resource_version(fake: &FakeKube, name: &str) -> String {
     fake.get("apps/v1", "Deployment", fake.namespace(), name)

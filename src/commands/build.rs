@@ -7,7 +7,9 @@ use crate::config::{BuilderKind, Loaded};
 use crate::exit::ExitCode;
 use crate::kube::KubeSettings;
 use crate::pipeline::events::{BuildReport, Event, ImageEvent, ImageReport, Stage, Status};
-use crate::pipeline::job::{Emitter, ImageFailure, ImageSuccess, RunSettings, Shared, run_image};
+use crate::pipeline::job::{
+    Emitter, ImageFailure, ImageSuccess, LocalTarget, RunSettings, Shared, run_image,
+};
 use crate::pipeline::plan::{ImagePlan, plan};
 use crate::pipeline::schedule::{JobResult, Limits, run_jobs};
 use crate::ui::logs::ImageLog;
@@ -49,6 +51,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> ExitCode {
             dry_run,
             ui_opts,
             kube_settings(global),
+            None,
             cancel,
         )
         .await;
@@ -143,13 +146,15 @@ fn disabled_report(plan: &ImagePlan) -> ImageReport {
 }
 
 /// Builds every image of `loaded` as `args` say, showing progress through `ui_opts`;
-/// kaniko builds (and the Docker → kaniko fallback) use the cluster `kube` selects.
+/// kaniko builds (and the Docker → kaniko fallback) use the cluster `kube` selects; `local`
+/// (deploy and dev only) lets images reach a cluster on this machine without a registry.
 pub async fn build_images(
     loaded: &Loaded,
     args: &BuildArgs,
     dry_run: bool,
     ui_opts: UiOptions,
     kube: KubeSettings,
+    local: Option<LocalTarget>,
     cancel: CancellationToken,
 ) -> BuildRun {
     let started = Instant::now();
@@ -167,6 +172,7 @@ pub async fn build_images(
         skip_push: args.skip_push,
         dry_run,
         kube,
+        local,
     }));
     for w in shared.cache.warnings() {
         tracing::warn!("{w}");

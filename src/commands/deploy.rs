@@ -16,6 +16,7 @@ use crate::kube::pull_secrets::{
     pull_secret_registries,
 };
 use crate::kube::tools::Tools;
+use crate::pipeline::job::LocalTarget;
 use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::Registry;
 use crate::ui::{UiOptions, paint, print_error};
@@ -160,6 +161,14 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, opts: &DeployO
     }
 }
 
+/// The local cluster `client` talks to, if any, for image delivery without a registry.
+pub fn local_target(client: &KubeClient) -> Option<LocalTarget> {
+    client.local_cluster().map(|cluster| LocalTarget {
+        cluster,
+        kind_installed: Tools::from_env().find("kind").is_some(),
+    })
+}
+
 /// One build + deploy pass. Returns the exit code and the build run (when it built).
 pub async fn deploy_once(
     loaded: &Loaded,
@@ -172,7 +181,17 @@ pub async fn deploy_once(
         None
     } else {
         let kube = super::build::kube_settings(global);
-        let run = build_images(loaded, &opts.build, false, opts.ui, kube, cancel.clone()).await;
+        let local = local_target(client);
+        let run = build_images(
+            loaded,
+            &opts.build,
+            false,
+            opts.ui,
+            kube,
+            local,
+            cancel.clone(),
+        )
+        .await;
         print_report(&run.report, opts.build.output, false, opts.ui.silent, true);
         if run.exit != ExitCode::Success {
             return (run.exit, Some(run));

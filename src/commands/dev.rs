@@ -131,6 +131,7 @@ async fn run_cycle(
         false,
         opts.ui,
         super::build::kube_settings(global),
+        super::deploy::local_target(client),
         cancel.clone(),
     )
     .await;

@@ -17,7 +17,7 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests:
             let mut ui_opts = UiOptions::detect(global.debug, global.silent, global.no_color, true);
             ui_opts.stream_logs = args.build_sequential;
             let kube = super::build::kube_settings(global);
-            let run = build_images(&loaded, args, false, ui_opts, kube, cancel).await;
+            let run = build_images(&loaded, args, false, ui_opts, kube, None, cancel).await;
             print_report(&run.report, args.output, false, global.silent, true);
             if run.exit != ExitCode::Success {
                 return run.exit;

@@ -8,6 +8,7 @@ use crate::build::cache::{
 use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
 use crate::build::decision::{BuilderInputs, Decision, DecisionInputs, FilesInput, Reason};
 use crate::build::{dockerfile, tag};
+use crate::builder::docker::{ConnectOptions, DockerEnv, resolve_endpoint};
 use crate::builder::kaniko::{self, KanikoBuilder};
 use crate::builder::{
     BuildEvent, BuildRequest, ContextBody, CustomBuilder, DaemonError, DockerApiBuilder,
@@ -16,6 +17,8 @@ use crate::builder::{
 use crate::config::model::KanikoConfig;
 use crate::config::{BuilderKind, ImageConfig};
 use crate::exit::ExitCode;
+use crate::kube::local::{ImageDelivery, KindLoad, LocalCluster, kind_load, minikube_docker_env};
+use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
 use crate::pipeline::plan::ImagePlan;
@@ -42,6 +45,74 @@ pub struct RunSettings {
     pub dry_run: bool,
     /// Cluster of kaniko builds (`--kube-context`, `-n`); read only when one is needed.
     pub kube: KubeSettings,
+    /// The local cluster deploy/dev deliver to (`None` for `devspace build`, like DevSpace 4,
+    /// and for remote clusters): decides per image whether to push.
+    pub local: Option<LocalTarget>,
+}
+
+/// A cluster on this machine and whether the `kind` CLI is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    pub cluster: LocalCluster,
+    pub kind_installed: bool,
+}
+
+/// How `plan`'s image reaches the cluster: only daemon builds can skip the registry (kaniko
+/// pushes while building; custom builds are the user's business).
+fn delivery(plan: &ImagePlan, settings: &RunSettings) -> ImageDelivery {
+    let Some(local) = &settings.local else {
+        return ImageDelivery::Push;
+    };
+    let build = &plan.config.build;
+    let prefer_minikube = match plan.builder {
+        BuilderKind::Docker => build.docker.as_ref().and_then(|d| d.prefer_minikube),
+        BuilderKind::BuildKit => build.build_kit.as_ref().and_then(|b| b.prefer_minikube),
+        _ => return ImageDelivery::Push,
+    };
+    local
+        .cluster
+        .delivery(prefer_minikube != Some(false), local.kind_installed)
+}
+
+/// The one line saying how a locally delivered image reached `cluster`; `None` when pushed.
+fn delivery_note(cluster: &LocalCluster, delivery: &ImageDelivery, built: bool) -> Option<String> {
+    let text = match (cluster, delivery, built) {
+        (_, ImageDelivery::Push, _) => return None,
+        (LocalCluster::Minikube { profile }, _, true) => {
+            format!(
+                "minikube profile \"{profile}\": built with its Docker daemon instead of pushing"
+            )
+        }
+        (LocalCluster::Minikube { profile }, _, false) => {
+            format!("minikube profile \"{profile}\": image found in its Docker daemon; not pushed")
+        }
+        (LocalCluster::Kind { cluster }, ImageDelivery::KindLoad { .. }, true) => {
+            format!("kind cluster \"{cluster}\": loaded image into the nodes instead of pushing")
+        }
+        (LocalCluster::Kind { cluster }, _, false) => {
+            format!(
+                "kind cluster \"{cluster}\": image unchanged; not pushed (loaded into the nodes when built)"
+            )
+        }
+        (cluster, _, _) => format!("{cluster}: shares the local Docker daemon; not pushed"),
+    };
+    Some(text)
+}
+
+/// Connects to the Docker daemon inside minikube `profile` (`minikube docker-env`).
+async fn connect_minikube(profile: &str) -> Result<DockerDaemon, DaemonError> {
+    let env = minikube_docker_env(&Tools::from_env(), profile)
+        .await
+        .map_err(|e| DaemonError::LocalCluster(Box::new(e)))?;
+    let get = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
+    let docker_env = DockerEnv {
+        docker_host: get("DOCKER_HOST"),
+        docker_tls_verify: get("DOCKER_TLS_VERIFY"),
+        docker_cert_path: get("DOCKER_CERT_PATH"),
+        ..DockerEnv::from_process()
+    };
+    let endpoint = resolve_endpoint(&docker_env)?;
+    DockerDaemon::connect_to(endpoint, ConnectOptions::default()).await
 }
 
 /// What every job shares: settings, the cache, the lazily connected daemon, credentials.
@@ -49,6 +120,8 @@ pub struct Shared {
     pub settings: RunSettings,
     pub cache: Cache,
     daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
+    /// minikube's daemon, for images built against it.
+    minikube_daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
     kube: LazyKubeClient,
     credentials: OnceCell<Result<DockerConfig, String>>,
     registry: OnceCell<Result<RegistryClient, String>>,
@@ -65,6 +138,7 @@ impl Shared {
             settings,
             cache,
             daemon: OnceCell::new(),
+            minikube_daemon: OnceCell::new(),
             credentials: OnceCell::new(),
             registry: OnceCell::new(),
             resolved: tokio::sync::Mutex::new(HashMap::new()),
@@ -77,6 +151,24 @@ impl Shared {
             .get_or_init(|| async { DockerDaemon::connect().await.map_err(Arc::new) })
             .await
             .clone()
+    }
+
+    /// The daemon `plan` builds with: minikube's when it shares minikube's daemon.
+    async fn daemon_for(&self, plan: &ImagePlan) -> Result<DockerDaemon, Arc<DaemonError>> {
+        match (&self.settings.local, delivery(plan, &self.settings)) {
+            (
+                Some(LocalTarget {
+                    cluster: LocalCluster::Minikube { profile },
+                    ..
+                }),
+                ImageDelivery::SharedDaemon,
+            ) => self
+                .minikube_daemon
+                .get_or_init(|| async { connect_minikube(profile).await.map_err(Arc::new) })
+                .await
+                .clone(),
+            _ => self.connect_daemon().await,
+        }
     }
 
     async fn daemon(&self) -> Result<DockerDaemon, ImageFailure> {
@@ -390,7 +482,8 @@ pub async fn run_image(
 ) -> Result<ImageSuccess, ImageFailure> {
     let settings = &shared.settings;
     let image = plan.config.clone();
-    let push = wants_push(&image, plan.builder, settings);
+    let delivery = delivery(&plan, settings);
+    let push = wants_push(&image, plan.builder, settings) && delivery == ImageDelivery::Push;
     emit.send(ImageEvent::Stage(Stage::Hashing));
 
     let fresh_from: HashMap<String, String> = deps
@@ -479,7 +572,7 @@ pub async fn run_image(
                     // Without a daemon (kaniko, or Docker falling back) no local copy exists.
                     let local = match plan.builder {
                         BuilderKind::Kaniko => false,
-                        _ => match shared.connect_daemon().await {
+                        _ => match shared.daemon_for(&plan).await {
                             Ok(daemon) => daemon.image_exists(&reference).await.unwrap_or(false),
                             Err(e) if kaniko_fallback(&plan, &e) => false,
                             Err(e) => return Err(daemon_failure_for(&plan, &e)),
@@ -496,7 +589,7 @@ pub async fn run_image(
                 Err(e) => return Err(e),
             }
         } else {
-            let exists = match shared.connect_daemon().await {
+            let exists = match shared.daemon_for(&plan).await {
                 Ok(daemon) => daemon
                     .image_exists(&reference)
                     .await
@@ -523,6 +616,13 @@ pub async fn run_image(
     });
 
     if !decision.rebuild && !push_only {
+        if let Some(note) = settings
+            .local
+            .as_ref()
+            .and_then(|l| delivery_note(&l.cluster, &delivery, false))
+        {
+            emit.send(ImageEvent::Note(note));
+        }
         return Ok(ImageSuccess {
             status: Status::Skipped,
             reason,
@@ -565,6 +665,9 @@ pub async fn run_image(
         }
         emit.send(ImageEvent::Stage(Stage::Building));
         pushed_by_build = build(&shared, &plan, &tags, prepared, &emit, &cancel).await?;
+        if pushed_by_build.is_none() {
+            deliver_locally(settings, &delivery, &image.image, &tags, &emit).await?;
+        }
     }
 
     let mut digest = None;
@@ -605,6 +708,39 @@ pub async fn run_image(
         pushed,
         context: context_size,
     })
+}
+
+/// Makes a freshly built image visible to a local cluster (`kind load`) and says so.
+async fn deliver_locally(
+    settings: &RunSettings,
+    delivery: &ImageDelivery,
+    repository: &str,
+    tags: &[String],
+    emit: &Emitter,
+) -> Result<(), ImageFailure> {
+    let Some(local) = &settings.local else {
+        return Ok(());
+    };
+    if let ImageDelivery::KindLoad { cluster } = delivery {
+        let references: Vec<String> = tags.iter().map(|t| format!("{repository}:{t}")).collect();
+        let loaded = kind_load(&Tools::from_env(), &references, cluster)
+            .await
+            .map_err(|e| ImageFailure::plain(format!("image {repository}: {e}")))?;
+        if loaded == KindLoad::KindMissing {
+            return Err(ImageFailure {
+                message: format!(
+                    "image {repository}: cannot load it into kind cluster `{cluster}`: `kind` is no longer in PATH"
+                ),
+                hints: vec!["install kind, or push by removing the kind context".into()],
+                last_lines: Vec::new(),
+                exit: ExitCode::Failure,
+            });
+        }
+    }
+    if let Some(note) = delivery_note(&local.cluster, delivery, true) {
+        emit.send(ImageEvent::Note(note));
+    }
+    Ok(())
 }
 
 /// Whether `image:tag` exists in its registry, asked with the user's credentials.
@@ -685,7 +821,7 @@ async fn build(
                     .await
                     .map(Some);
             }
-            let daemon = match shared.connect_daemon().await {
+            let daemon = match shared.daemon_for(plan).await {
                 Ok(daemon) => daemon,
                 Err(e) if kaniko_fallback(plan, &e) => {
                     let config = kaniko::fallback_config(image);
@@ -894,4 +1030,229 @@ async fn push_tags(
             exit: e.exit_code(),
         })?;
     Ok(pushed.into_iter().find_map(|p| p.digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::{BuildKitConfig, DockerConfig as DockerBuildConfig};
+
+    fn plan(builder: BuilderKind, prefer_minikube: Option<bool>) -> ImagePlan {
+        let mut config = ImageConfig::default();
+        match builder {
+            BuilderKind::BuildKit => {
+                config.build.build_kit = Some(BuildKitConfig {
+                    prefer_minikube,
+                    ..BuildKitConfig::default()
+                })
+            }
+            _ => {
+                config.build.docker = Some(DockerBuildConfig {
+                    prefer_minikube,
+                    ..DockerBuildConfig::default()
+                })
+            }
+        }
+        ImagePlan {
+            key: "app".into(),
+            config,
+            builder,
+            depends_on: Vec::new(),
+        }
+    }
+
+    fn settings(cluster: Option<LocalCluster>, kind_installed: bool) -> RunSettings {
+        RunSettings {
+            local: cluster.map(|cluster| LocalTarget {
+                cluster,
+                kind_installed,
+            }),
+            ..RunSettings::default()
+        }
+    }
+
+    fn minikube() -> LocalCluster {
+        LocalCluster::Minikube {
+            profile: "minikube".into(),
+        }
+    }
+
+    fn kind() -> LocalCluster {
+        LocalCluster::Kind {
+            cluster: "dev".into(),
+        }
+    }
+
+    #[test]
+    fn delivery_per_image() {
+        let kind_load = ImageDelivery::KindLoad {
+            cluster: "dev".into(),
+        };
+        let cases = [
+            // (cluster, kind installed, builder, preferMinikube, expected)
+            (None, true, BuilderKind::Docker, None, ImageDelivery::Push),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::Docker,
+                None,
+                ImageDelivery::SharedDaemon,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::Docker,
+                Some(true),
+                ImageDelivery::SharedDaemon,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::Docker,
+                Some(false),
+                ImageDelivery::Push,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::BuildKit,
+                None,
+                ImageDelivery::SharedDaemon,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::BuildKit,
+                Some(false),
+                ImageDelivery::Push,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::Kaniko,
+                None,
+                ImageDelivery::Push,
+            ),
+            (
+                Some(minikube()),
+                false,
+                BuilderKind::Custom,
+                None,
+                ImageDelivery::Push,
+            ),
+            (
+                Some(kind()),
+                true,
+                BuilderKind::Docker,
+                None,
+                kind_load.clone(),
+            ),
+            (
+                Some(kind()),
+                false,
+                BuilderKind::Docker,
+                None,
+                ImageDelivery::Push,
+            ),
+            (
+                Some(kind()),
+                true,
+                BuilderKind::Kaniko,
+                None,
+                ImageDelivery::Push,
+            ),
+            (
+                Some(LocalCluster::DockerDesktop),
+                false,
+                BuilderKind::Docker,
+                None,
+                ImageDelivery::SharedDaemon,
+            ),
+            (
+                Some(LocalCluster::K3d {
+                    cluster: "x".into(),
+                }),
+                true,
+                BuilderKind::Docker,
+                None,
+                ImageDelivery::Push,
+            ),
+        ];
+        for (cluster, kind_installed, builder, prefer, expected) in cases {
+            let got = delivery(
+                &plan(builder, prefer),
+                &settings(cluster.clone(), kind_installed),
+            );
+            assert_eq!(
+                got, expected,
+                "{cluster:?} kind={kind_installed} {builder:?} {prefer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn push_is_skipped_only_for_local_delivery() {
+        let image = plan(BuilderKind::Docker, None);
+        let local = settings(Some(kind()), true);
+        let remote = settings(None, true);
+        let pushes = |s: &RunSettings| {
+            wants_push(&image.config, image.builder, s)
+                && delivery(&image, s) == ImageDelivery::Push
+        };
+        assert!(!pushes(&local));
+        assert!(pushes(&remote));
+    }
+
+    #[test]
+    fn delivery_notes() {
+        let kind_load = ImageDelivery::KindLoad {
+            cluster: "dev".into(),
+        };
+        let cases = [
+            (kind(), ImageDelivery::Push, true, None),
+            (
+                kind(),
+                kind_load.clone(),
+                true,
+                Some(r#"kind cluster "dev": loaded image into the nodes instead of pushing"#),
+            ),
+            (
+                kind(),
+                kind_load,
+                false,
+                Some(
+                    r#"kind cluster "dev": image unchanged; not pushed (loaded into the nodes when built)"#,
+                ),
+            ),
+            (
+                minikube(),
+                ImageDelivery::SharedDaemon,
+                true,
+                Some(
+                    r#"minikube profile "minikube": built with its Docker daemon instead of pushing"#,
+                ),
+            ),
+            (
+                minikube(),
+                ImageDelivery::SharedDaemon,
+                false,
+                Some(
+                    r#"minikube profile "minikube": image found in its Docker daemon; not pushed"#,
+                ),
+            ),
+            (
+                LocalCluster::DockerDesktop,
+                ImageDelivery::SharedDaemon,
+                true,
+                Some("Docker Desktop: shares the local Docker daemon; not pushed"),
+            ),
+        ];
+        for (cluster, delivery, built, expected) in cases {
+            assert_eq!(
+                delivery_note(&cluster, &delivery, built).as_deref(),
+                expected,
+                "{cluster:?} {delivery:?} built={built}"
+            );
+        }
+    }
 }

@@ -21,6 +21,17 @@ const IMAGE_FILES: [&str; 4] = [
     "k8s/worker.yaml",
 ];
 
+/// The image of the first container of deployment `name` as applied to `fake`.
+pub fn container_image(fake: &FakeKube, name: &str) -> String {
+    let deployment = fake
+        .get("apps/v1", "Deployment", fake.namespace(), name)
+        .unwrap_or_else(|| panic!("deployment {name} was not applied"));
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A quickstart copy (see the module doc).
 pub struct Quickstart {
     pub project: TempProject,

@@ -96,6 +96,45 @@ enum AuthKind {
     Token,
 }
 
+/// The tag list of `repo` in the registry at `host` (empty when the repository does not
+/// exist), sorted; asked with basic auth when `account` is given.
+pub fn registry_tags(host: &str, repo: &str, account: Option<&Account>) -> Vec<String> {
+    let url = format!("http://{host}/v2/{repo}/tags/list");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let body: serde_json::Value = runtime.block_on(async {
+        let mut request = reqwest::Client::new().get(&url);
+        if let Some(a) = account {
+            request = request.basic_auth(&a.user, Some(&a.password));
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return serde_json::Value::Null;
+        }
+        assert!(
+            response.status().is_success(),
+            "GET {url}: {}",
+            response.status()
+        );
+        response.json().await.expect("tag list is JSON")
+    });
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
 /// A running `docker-registry`, killed (and its storage deleted) on drop.
 pub struct TestRegistry {
     child: Child,
@@ -207,6 +246,11 @@ impl TestRegistry {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The tags of `repo` in this registry (empty when the repository does not exist), sorted.
+    pub fn tags(&self, repo: &str) -> Vec<String> {
+        registry_tags(&self.host(), repo, self.account.as_ref())
     }
 
     /// The account, for a registry started with htpasswd or token auth.

@@ -32,13 +32,14 @@ impl StandIns {
         self.dir.path()
     }
 
-    /// Installs `name`: it records its argv (one argument per line) in `<dir>/<name>.call.<n>`,
+    /// Installs `name`: it records its argv (one argument per line) in `<dir>/<name>.call.<n>`
+    /// (`n` claimed with an atomic `mkdir`, so parallel calls never share a number),
     /// then runs `body` (POSIX sh; `$STAND_INS` is the directory, `"$@"` the arguments). The
     /// system directories are appended to `PATH`, which may hold only the stand-ins.
     pub fn install(&self, name: &str, body: &str) -> PathBuf {
         let dir = self.dir.path().display();
         let script = format!(
-            "#!/bin/sh\nPATH=\"$PATH:/usr/local/bin:/usr/bin:/bin\"\nSTAND_INS='{dir}'\nn=$(ls \"$STAND_INS\" | grep -c '^{name}\\.call\\.')\nprintf '%s\\n' \"$@\" > \"$STAND_INS/{name}.call.$n\"\n{body}\n"
+            "#!/bin/sh\nPATH=\"$PATH:/usr/local/bin:/usr/bin:/bin\"\nSTAND_INS='{dir}'\nn=0\nwhile ! mkdir \"$STAND_INS/.{name}.claim.$n\" 2>/dev/null; do n=$((n+1)); done\nprintf '%s\\n' \"$@\" > \"$STAND_INS/{name}.call.$n\"\n{body}\n"
         );
         let path = self.dir.path().join(name);
         std::fs::write(&path, script).expect("write stand-in");

@@ -141,6 +141,9 @@ pub enum DaemonError {
         #[source]
         source: Box<bollard::errors::Error>,
     },
+    /// The daemon of a local cluster could not be found (`minikube docker-env` failed).
+    #[error(transparent)]
+    LocalCluster(Box<crate::kube::local::LocalClusterError>),
     /// A request to the daemon failed.
     #[error("Docker daemon at {host}: {action} failed: {source}")]
     Api {
