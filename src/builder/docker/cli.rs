@@ -71,11 +71,12 @@ impl DockerCliBuilder {
         let image = &request.image_key;
         let command = self.program.to_string_lossy().into_owned();
         let args = self.argv(request);
-        let env: &[(&str, &str)] = if self.buildkit {
-            &[("DOCKER_BUILDKIT", "1")]
-        } else {
-            &[]
-        };
+        let owned_env = cli_env(self.buildkit, self.daemon.as_ref().map(|d| d.endpoint()));
+        let env_refs: Vec<(&str, &str)> = owned_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let env: &[(&str, &str)] = &env_refs;
         let mut state = BuildStreamState::new(ERROR_TAIL_LINES);
         let mut buildx_missing = false;
         let mut on_line = |line: String| {
@@ -280,5 +281,63 @@ mod tests {
         for (request, buildkit, extra, want) in cases {
             assert_eq!(cli_argv(request, buildkit, &extra), want);
         }
+    }
+}
+
+/// The environment of the `docker` process: `DOCKER_BUILDKIT=1` for BuildKit, and — when the
+/// daemon was chosen through an explicit host (e.g. minikube's `docker-env`) — that host and
+/// its TLS files, so the CLI builds on the same daemon the rest of the pipeline talks to.
+pub fn cli_env(buildkit: bool, endpoint: Option<&super::DockerEndpoint>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    if buildkit {
+        env.push(("DOCKER_BUILDKIT".to_string(), "1".to_string()));
+    }
+    if let Some(ep) = endpoint
+        && ep.source == super::EndpointSource::DockerHost
+    {
+        env.push(("DOCKER_HOST".to_string(), ep.host.clone()));
+        if let Some(tls) = &ep.tls
+            && let Some(dir) = tls.ca.parent()
+        {
+            env.push(("DOCKER_TLS_VERIFY".to_string(), "1".to_string()));
+            env.push(("DOCKER_CERT_PATH".to_string(), dir.display().to_string()));
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use crate::builder::docker::{DockerEndpoint, EndpointSource, TlsFiles};
+
+    #[test]
+    fn the_cli_builds_on_the_daemon_the_pipeline_chose() {
+        assert_eq!(cli_env(false, None), Vec::<(String, String)>::new());
+        assert_eq!(
+            cli_env(true, Some(&DockerEndpoint::default_socket())),
+            vec![("DOCKER_BUILDKIT".to_string(), "1".to_string())]
+        );
+        let minikube = DockerEndpoint {
+            host: "tcp://192.168.49.2:2376".into(),
+            tls: Some(TlsFiles::in_dir(std::path::Path::new(
+                "/root/.minikube/certs",
+            ))),
+            source: EndpointSource::DockerHost,
+        };
+        assert_eq!(
+            cli_env(false, Some(&minikube)),
+            vec![
+                (
+                    "DOCKER_HOST".to_string(),
+                    "tcp://192.168.49.2:2376".to_string()
+                ),
+                ("DOCKER_TLS_VERIFY".to_string(), "1".to_string()),
+                (
+                    "DOCKER_CERT_PATH".to_string(),
+                    "/root/.minikube/certs".to_string()
+                ),
+            ]
+        );
     }
 }
