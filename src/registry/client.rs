@@ -115,6 +115,13 @@ impl InsecureRegistries {
     }
 }
 
+/// Whether `host` is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.to_lowercase();
+    let bare = strip_port(&host);
+    bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `host:port` → `host`; `[::1]:5000` → `::1`.
 fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
@@ -869,9 +876,14 @@ impl RegistryClient {
             .unwrap_or_else(|e| e.into_inner())
             .get(host)
             .copied();
+        // Loopback registries are nearly always plain http (a failed TLS handshake costs
+        // ~70 ms against one): try http first there, and accept the answer only if it comes
+        // from a registry API, so an https-only loopback registry still works.
+        let loopback_first = known.is_none() && is_loopback_host(host);
         let schemes: &[Scheme] = match known {
             Some(Scheme::Https) => &[Scheme::Https],
             Some(Scheme::Http) => &[Scheme::Http],
+            None if loopback_first => &[Scheme::Http, Scheme::Https],
             None if allows_http => &[Scheme::Https, Scheme::Http],
             None => &[Scheme::Https],
         };
@@ -886,6 +898,19 @@ impl RegistryClient {
                 builder = builder.header(AUTHORIZATION, authorization);
             }
             match builder.send().await {
+                Ok(response)
+                    if loopback_first
+                        && scheme == Scheme::Http
+                        && !response
+                            .headers()
+                            .contains_key("docker-distribution-api-version") =>
+                {
+                    // Not a registry speaking http (e.g. an https port answering 400): try https.
+                    last_error = Some(RegistryError::Protocol {
+                        registry: request.registry.clone(),
+                        reason: format!("{url} did not answer as a registry over http"),
+                    });
+                }
                 Ok(response) => {
                     self.schemes
                         .lock()
