@@ -38,8 +38,11 @@ static PATH_RE: LazyLock<Regex> = LazyLock::new(|| {
     let component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
     Regex::new(&format!(r"^{component}(?:/{component})*$")).expect("static path regex is valid")
 });
-static TAG_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[\w][\w.-]{0,127}$").expect("static tag regex is valid"));
+// Go's `\w` is ASCII-only; the Unicode `\w` of the regex crate would accept more and costs
+// tens of milliseconds to compile on every run.
+static TAG_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$").expect("static tag regex is valid")
+});
 static DIGEST_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
         .expect("static digest regex is valid")
@@ -678,6 +681,13 @@ mod tests {
             assert_eq!(r.registry().display_name(), display, "{image}");
             assert_eq!(Registry::of_image(image).unwrap(), r.registry());
         }
+    }
+
+    #[test]
+    fn tags_are_ascii_like_docker() {
+        assert!(Reference::parse("repo:v1.2_x-y").is_ok());
+        assert!(Reference::parse("repo:ünicode").is_err());
+        assert!(Reference::parse("repo:.hidden").is_err());
     }
 
     #[test]
