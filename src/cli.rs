@@ -25,7 +25,12 @@ pub struct GlobalArgs {
     #[arg(short = 'p', long = "profile", global = true, value_name = "NAME")]
     pub profiles: Vec<String>,
     /// Set a config variable, KEY=VALUE (repeatable; commas separate several, as in DevSpace).
-    #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
+    #[arg(
+        long = "var",
+        global = true,
+        value_name = "KEY=VALUE",
+        value_parser = crate::config::vars::check_var_flag
+    )]
     pub vars: Vec<String>,
     /// Kubernetes namespace (default: the context's namespace).
     #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
@@ -67,7 +72,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub skip_push: bool,
     /// Use these tags for every image instead of the configured ones (repeatable, comma lists).
-    #[arg(short = 't', long = "tag", value_name = "TAG", value_delimiter = ',')]
+    #[arg(
+        short = 't',
+        long = "tag",
+        value_name = "TAG",
+        value_delimiter = ',',
+        value_parser = crate::build::tag::parse_tag_flag
+    )]
     pub tags: Vec<String>,
     /// Build at most N images at the same time (default: all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -14,5 +14,7 @@ pub mod exit;
 pub mod kube;
 pub mod pipeline;
 pub mod registry;
+pub mod safe_fs;
 pub mod signals;
 pub mod ui;
+pub mod yaml;

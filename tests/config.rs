@@ -432,7 +432,6 @@ fn error_messages() {
         ("missing_version", "missing-version", &[]),
         ("duplicate_key", "duplicate-key", &[]),
         ("same_image_twice", "same-image", &[]),
-        ("bad_var_flag", "unknown-key", &["--var", "A=1,oops"]),
     ];
     for (snapshot, fixture, extra) in cases {
         let (code, stderr) = error_of(fixture, extra);
@@ -679,4 +678,159 @@ fn on_a_terminal_undefined_vars_are_asked_for() {
         "{screen}"
     );
     assert!(screen.contains("app  me/app  prod,hunter2"), "{screen}");
+}
+
+/// Writes `devspace.yaml` with `body` into a fresh directory.
+fn project(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("devspace.yaml"), body).expect("write config");
+    dir
+}
+
+const ONE_IMAGE: &str = "version: v1beta11\nimages:\n  app:\n    image: john/app\n";
+
+/// One `error:` line first, nothing panicked, and the expected code.
+fn assert_error(out: &Output, code: i32, needle: &str) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_flags_exit_2_before_any_work() {
+    let dir = project(ONE_IMAGE);
+    let long = "a".repeat(200);
+    for tag in ["bad tag", "", "a:b", ".x", long.as_str()] {
+        let out = devspace(dir.path(), &["build", "--dry-run", "-t", tag], &[]);
+        assert_error(&out, 2, "invalid tag");
+    }
+    for var in ["=x", "A=1,oops", " =x"] {
+        let out = devspace(dir.path(), &["--var", var, "print", "--images"], &[]);
+        assert_error(&out, 2, "wrong --var format");
+    }
+    // Valid ones pass the flag check (`#` stands for a random letter).
+    let out = devspace(dir.path(), &["--var", "A=1", "print", "--images"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn invalid_image_names_and_tags_are_config_errors_also_in_dry_run() {
+    let upper = project("version: v1beta11\nimages:\n  app:\n    image: John/App\n");
+    for args in [&["print", "--images"][..], &["build", "--dry-run"][..]] {
+        let out = devspace(upper.path(), args, &[]);
+        assert_error(&out, 3, "must be lowercase");
+    }
+    let by_var = project(
+        "version: v1beta11\nvars:\n  - name: T\n    default: ok\nimages:\n  app:\n    image: john/app\n    tags: [\"${T}\"]\n",
+    );
+    let out = devspace(
+        by_var.path(),
+        &["--var", "T=bad tag", "build", "--dry-run"],
+        &[],
+    );
+    assert_error(&out, 3, "invalid tag `bad tag`");
+    let root = project("version: v1beta11\nimages:\n  app:\n    image: john/app\n    context: /\n");
+    let out = devspace(root.path(), &["build", "--dry-run"], &[]);
+    assert_error(&out, 3, "context is the filesystem root");
+}
+
+#[test]
+fn small_config_surprises_get_clear_messages() {
+    let v1 = project("version: 1\n");
+    let out = devspace(v1.path(), &["print"], &[]);
+    assert_error(&out, 3, "unrecognized config version `1`");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = devspace(dir.path(), &["--config", "/dev/zero", "print"], &[]);
+    assert_error(&out, 3, "not a regular file");
+    let fifo = dir.path().join("fifo.yaml");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let out = devspace(
+        dir.path(),
+        &["--config", fifo.to_str().expect("utf-8"), "print"],
+        &[],
+    );
+    assert_error(&out, 3, "not a regular file");
+}
+
+/// `a0: &a0 [lol x10]`, `aN: &aN [*a(N-1) x10]`.
+fn laughs(levels: usize, indent: &str) -> String {
+    let mut doc = format!("{indent}a0: &a0 [{}]\n", ["lol"; 10].join(", "));
+    for n in 1..=levels {
+        let prev = format!("*a{}", n - 1);
+        doc.push_str(&format!(
+            "{indent}a{n}: &a{n} [{}]\n",
+            vec![prev; 10].join(", ")
+        ));
+    }
+    doc
+}
+
+#[test]
+fn alias_bombs_stop_at_the_node_budget_in_every_place() {
+    let top = format!("{ONE_IMAGE}{}", laughs(9, ""));
+    let build_args = format!(
+        "version: v1beta11\nimages:\n  app:\n    image: john/app\n    build:\n      docker:\n        options:\n          buildArgs:\n{}",
+        laughs(9, "            ")
+    );
+    let profile = format!(
+        "{ONE_IMAGE}profiles:\n  - name: p\n    merge:\n      x:\n{}",
+        laughs(9, "        ")
+    );
+    let cases: [(String, &[&str]); 3] = [
+        (top, &["print", "--images"]),
+        (build_args, &["print", "--images"]),
+        (profile, &["-p", "p", "print", "--images"]),
+    ];
+    for (body, args) in cases {
+        let dir = project(&body);
+        let out = devspace(dir.path(), args, &[]);
+        let stderr = assert_error(&out, 3, "alias");
+        assert!(stderr.contains("devspace.yaml:"), "{stderr}");
+        assert!(stderr.contains("Limits"), "{stderr}");
+    }
+    // The same in the cache: a warning, the run goes on.
+    let dir = project(ONE_IMAGE);
+    std::fs::create_dir(dir.path().join(".devspace")).expect("mkdir");
+    std::fs::write(dir.path().join(".devspace/generated.yaml"), laughs(9, "")).expect("write");
+    let out = devspace(dir.path(), &["print", "--images"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn doubling_vars_stop_at_the_var_size_limit() {
+    let mut body = String::from("version: v1beta11\nvars:\n");
+    for i in 0..40 {
+        body.push_str(&format!(
+            "  - name: V{i}\n    value: \"${{V{0}}}${{V{0}}}\"\n",
+            i + 1
+        ));
+    }
+    body.push_str("  - name: V40\n    value: xx\nimages:\n  app:\n    image: john/app\n    tags: [\"${V0}\"]\n");
+    let dir = project(&body);
+    let out = devspace(dir.path(), &["print", "--images"], &[]);
+    assert_error(&out, 3, "var size limit");
+}
+
+#[test]
+fn a_long_line_error_shows_a_cut_snippet() {
+    let long = "x".repeat(10 << 20);
+    let dir = project(&format!(
+        "version: v1beta11\nimages: {{app: {{image: john/app, bad: [{long}}}\n"
+    ));
+    let out = devspace(dir.path(), &["print"], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(stderr.len() < 2_000, "stderr is {} bytes", stderr.len());
+    assert!(stderr.contains('…'), "{stderr}");
 }

@@ -22,7 +22,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -375,7 +375,7 @@ impl Cache {
     /// overwritten, so nothing the user had is lost silently.
     fn read_generated(&self, keep_corrupt: bool) -> Map<String, Value> {
         let path = self.generated_path();
-        let text = match fs::read_to_string(&path) {
+        let text = match crate::yaml::limits::read_file(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Map::new(),
             Err(e) => {
@@ -389,11 +389,11 @@ impl Cache {
         if text.trim().is_empty() {
             return Map::new();
         }
-        let problem = match serde_saphyr::from_str::<Value>(&text) {
+        let problem = match crate::yaml::from_str::<Value>(&text) {
             Ok(Value::Object(map)) => return map,
             Ok(Value::Null) => return Map::new(),
             Ok(_) => "not a mapping".to_owned(),
-            Err(e) => e.to_string(),
+            Err(e) => e,
         };
         let mut message = format!(
             "cache {}: corrupt, treated as empty ({problem})",
@@ -414,13 +414,8 @@ impl Cache {
             path: self.dir.join(LOCK_FILE),
             source,
         };
-        fs::create_dir_all(&self.dir).map_err(io_err)?;
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))
-            .map_err(io_err)?;
+        crate::safe_fs::create_dir(&self.dir, 1).map_err(io_err)?;
+        let file = crate::safe_fs::open_lock(&self.dir.join(LOCK_FILE)).map_err(io_err)?;
         file.lock().map_err(io_err)?;
         Ok(file)
     }
@@ -480,7 +475,8 @@ impl Cache {
             out.push('\n');
         }
         if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|source| CacheError::Io {
+            // `.devspace/images/p-<profile>`: each level checked for links.
+            crate::safe_fs::create_dir(parent, 3).map_err(|source| CacheError::Io {
                 path: parent.to_owned(),
                 source,
             })?;
@@ -517,10 +513,23 @@ impl Cache {
             }),
             Ok(_) => None,
             Err(e) => {
-                self.warn(format!("cache {}: corrupt, ignored ({e})", path.display()));
+                self.drop_corrupt_record(&path, &e);
                 None
             }
         }
+    }
+
+    /// A corrupt record is removed (said once): without it the image's next build writes a
+    /// fresh one, instead of the same warning on every run.
+    fn drop_corrupt_record(&self, path: &Path, problem: &dyn std::fmt::Display) {
+        let removed = match fs::remove_file(path) {
+            Ok(()) => "removed",
+            Err(_) => "ignored",
+        };
+        self.warn(format!(
+            "cache {}: corrupt, {removed} ({problem})",
+            path.display()
+        ));
     }
 
     fn read_record_files(&self, profile: &str, key: &str) -> Option<FileDigests> {
@@ -529,10 +538,7 @@ impl Cache {
         let mut files = Vec::new();
         for line in text.lines().skip(1) {
             let Some((digest, file)) = line.split_once('\t') else {
-                self.warn(format!(
-                    "cache {}: corrupt file list, ignored",
-                    path.display()
-                ));
+                self.drop_corrupt_record(&path, &"corrupt file list");
                 return None;
             };
             files.push((unescape_line(file), digest.to_owned()));
@@ -623,29 +629,12 @@ fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
-/// Writes `bytes` to a temp file next to `path` and renames it over `path`.
+/// `bytes` become the content of `path` at once (see [`crate::safe_fs::write`]).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
-    let io_err = |source| CacheError::Io {
+    crate::safe_fs::write(path, bytes).map_err(|source| CacheError::Io {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err)?;
-    temp.write_all(bytes).map_err(io_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // DevSpace's files are 0644; tempfile creates 0600.
-        temp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))
-            .map_err(io_err)?;
-    }
-    temp.persist(path).map_err(|e| io_err(e.error))?;
-    Ok(())
+    })
 }
 
 /// A profile or image key as a file name: `[A-Za-z0-9_-]` kept, every other byte `%XX`.
@@ -905,7 +894,7 @@ mod tests {
             );
             assert!(Cache::open(dir.path()).cached("", "api").is_some());
         }
-        // A corrupt record is ignored, the entry still counts.
+        // A corrupt record is removed with one warning, the entry still counts.
         let record = fs::read_dir(devspace.join("images/p-"))
             .unwrap()
             .next()
@@ -920,8 +909,48 @@ mod tests {
             cache
                 .warnings()
                 .iter()
-                .any(|w| w.contains("corrupt, ignored"))
+                .any(|w| w.contains("corrupt, removed")),
+            "{:?}",
+            cache.warnings()
         );
+        assert!(!record.exists());
+        let again = Cache::open(dir.path());
+        assert!(again.cached("", "api").is_some());
+        assert!(again.warnings().is_empty(), "{:?}", again.warnings());
+    }
+
+    #[test]
+    fn a_cache_with_billion_laughs_is_treated_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let devspace = dir.path().join(".devspace");
+        fs::create_dir_all(&devspace).unwrap();
+        let laughs = crate::yaml::tests::billion_laughs(9);
+        fs::write(devspace.join("generated.yaml"), &laughs).unwrap();
+        let cache = Cache::open(dir.path());
+        assert_eq!(cache.cached("", "api"), None);
+        let warnings = cache.warnings();
+        assert!(
+            warnings[0].contains("corrupt, treated as empty"),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].contains("alias"), "{warnings:?}");
+        assert!(crate::config::read_cached_vars(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_devspace_directory_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(".devspace")).unwrap();
+        let cache = Cache::open(dir.path());
+        let err = cache
+            .commit(
+                PendingEntry::new("", "api", "app", inputs(FILES, "v1")),
+                outcome("v1", true),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(fs::read_dir(elsewhere.path()).unwrap().next().is_none());
     }
 
     #[test]

@@ -93,6 +93,32 @@ pub fn reused_tag_warning(image: &str, new_tag: &str, cached_tag: Option<&str>) 
     })
 }
 
+/// Checks a tag as written by the user (`-t`, `images.*.tags`): each `#` stands for a random
+/// letter. The error says what is wrong.
+pub fn check_written_tag(tag: &str) -> Result<(), String> {
+    let resolved: String = tag.replace('#', "a");
+    if is_valid_tag(&resolved) {
+        return Ok(());
+    }
+    let why = if tag.is_empty() {
+        "a tag cannot be empty".to_owned()
+    } else if resolved.len() > 128 {
+        format!(
+            "a tag has at most 128 characters, this one {}",
+            resolved.len()
+        )
+    } else {
+        "a tag starts with a letter, digit or `_` and holds only letters, digits, `_`, `.` and `-`"
+            .to_owned()
+    };
+    Err(format!("invalid tag `{}`: {why}", crate::ui::escape(tag)))
+}
+
+/// The `-t/--tag` value parser (exit 2 before any work).
+pub fn parse_tag_flag(tag: &str) -> Result<String, String> {
+    check_written_tag(tag).map(|()| tag.to_owned())
+}
+
 /// Whether Docker accepts `tag` (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
 pub fn is_valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();

@@ -413,20 +413,24 @@ fn print_failure(
     let color = ui.options().color;
     let mut block = format!(
         "{} {}",
-        crate::ui::paint(color, "31", &format!("error: [{key}]")),
-        f.message
+        crate::ui::paint(color, "31", &format!("error: [{}]", crate::ui::escape(key))),
+        crate::ui::escape_lines(&f.message)
     );
     if !tail.is_empty() {
         block.push_str(&format!("\n  last {} lines of the log:", tail.len()));
         for l in tail {
-            block.push_str(&format!("\n  | {l}"));
+            block.push_str(&format!("\n  | {}", crate::ui::escape(l)));
         }
     }
     if let Some(p) = log_file {
         block.push_str(&format!("\n  full log: {}", p.display()));
     }
     for h in &f.hints {
-        block.push_str(&format!("\n{} {h}", crate::ui::paint(color, "36", "hint:")));
+        block.push_str(&format!(
+            "\n{} {}",
+            crate::ui::paint(color, "36", "hint:"),
+            crate::ui::escape_lines(h)
+        ));
     }
     ui.error_block(&block);
 }

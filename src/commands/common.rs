@@ -55,8 +55,11 @@ pub fn init_tracing(global: &GlobalArgs) {
     let level = if global.debug { "debug" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEVSPACE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("devspace={level}")));
+    // Same colour rule as the printer: a terminal, no `--no-color`, no NO_COLOR.
+    let color = crate::ui::UiOptions::detect(false, false, global.no_color, false).color;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()

@@ -23,6 +23,7 @@ pub fn load_options(global: &GlobalArgs) -> Result<LoadOptions, ConfigError> {
         cached_vars: Default::default(),
         kube_context: global.kube_context.clone(),
         namespace: global.namespace.clone(),
+        no_commands: false,
     };
     // Answers cached by earlier runs count like DevSpace's; a missing config is reported by
     // the load itself.

@@ -7,6 +7,9 @@ use crate::exit::ExitCode;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The most characters of a source line an error snippet shows.
+pub const SNIPPET_WIDTH: usize = 120;
+
 /// A place in a config file, with the offending line for a snippet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Location {
@@ -32,20 +35,39 @@ impl Location {
         })
     }
 
-    /// The `  |` snippet with a caret under the column (empty without a source line).
+    /// The `  |` snippet with a caret under the column (empty without a source line). A long
+    /// line is cut to [`SNIPPET_WIDTH`] characters around the column (`…` marks the cuts).
     fn snippet(&self) -> String {
         let Some(text) = &self.line_text else {
             return String::new();
         };
         let num = self.pos.line.to_string();
         let pad = " ".repeat(num.len());
-        // Keep tabs so the caret lines up under the same characters.
-        let lead: String = text
-            .chars()
-            .take(self.pos.col.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        format!("\n {pad} |\n {num} | {text}\n {pad} | {lead}^")
+        let chars: Vec<char> = text.chars().collect();
+        let col = self.pos.col.saturating_sub(1).min(chars.len());
+        let (from, to) = if chars.len() <= SNIPPET_WIDTH {
+            (0, chars.len())
+        } else {
+            let from = col.saturating_sub(SNIPPET_WIDTH / 2);
+            let to = (from + SNIPPET_WIDTH).min(chars.len());
+            (to.saturating_sub(SNIPPET_WIDTH), to)
+        };
+        let cut_left = if from > 0 { "…" } else { "" };
+        let cut_right = if to < chars.len() { "…" } else { "" };
+        // Each shown character escaped on its own, so the caret can count the width of each;
+        // tabs are kept so the caret lines up under the same characters.
+        let mut shown = String::from(cut_left);
+        let mut lead = String::from(if from > 0 { " " } else { "" });
+        for (i, c) in chars[from..to].iter().enumerate() {
+            let piece = crate::ui::escape(c.encode_utf8(&mut [0; 4])).into_owned();
+            if from + i < col {
+                let blank = if *c == '\t' { '\t' } else { ' ' };
+                lead.extend(std::iter::repeat_n(blank, piece.chars().count()));
+            }
+            shown.push_str(&piece);
+        }
+        shown.push_str(cut_right);
+        format!("\n {pad} |\n {num} | {shown}\n {pad} | {lead}^")
     }
 
     fn origin(&self) -> String {
@@ -89,6 +111,10 @@ pub enum ConfigError {
     /// Broken YAML.
     #[error("{at}: invalid YAML: {message}{}", at.snippet())]
     Syntax { at: Box<Location>, message: String },
+
+    /// Valid YAML over a budget of [`crate::yaml::limits`] (aliases, size).
+    #[error("{at}: {message}{}", at.snippet())]
+    OverBudget { at: Box<Location>, message: String },
 
     /// A key repeated in one mapping.
     #[error("{at}: key `{key}` is defined twice in the same mapping (first on line {first_line}){}", at.snippet())]
@@ -155,7 +181,7 @@ pub enum ConfigError {
     Var { name: String, message: String },
 
     /// A malformed `--var`.
-    #[error("wrong --var format: `{part}`, expected KEY=VALUE")]
+    #[error("wrong --var format: `{part}`, expected KEY=VALUE with a non-empty KEY")]
     VarFlag { part: String },
 
     /// DevSpace validation (surface §2.7) and other semantic errors.
@@ -227,6 +253,11 @@ impl ConfigError {
             ConfigError::UnknownVersion { .. } => {
                 Some("supported versions: v1alpha1 … v1alpha4, v1beta1 … v1beta11".into())
             }
+            ConfigError::OverBudget { .. } => Some(
+                "the limits are listed under \"Limits\" in the README; write the values out \
+                 instead of multiplying them through anchors and aliases"
+                    .into(),
+            ),
             ConfigError::Located { source, .. } => source.hint(),
             _ => None,
         }

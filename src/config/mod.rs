@@ -14,7 +14,8 @@ pub mod profiles;
 pub mod schema;
 pub mod upgrade;
 pub mod vars;
-pub mod yaml;
+/// The positioned YAML tree lives in [`crate::yaml`]; re-exported for config code.
+pub use crate::yaml;
 
 pub use error::{ConfigError, Location};
 pub use model::*;
@@ -46,6 +47,9 @@ pub struct LoadOptions {
     pub kube_context: Option<String>,
     /// `-n/--namespace`, for `DEVSPACE_NAMESPACE` (else the context's namespace).
     pub namespace: Option<String>,
+    /// Vars defined by a command fail instead of running it (the fuzz target loads
+    /// arbitrary configs).
+    pub no_commands: bool,
 }
 
 /// A loaded config and what the caller should know about the load.
@@ -77,7 +81,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 /// Variable answers remembered by earlier runs: `vars:` of `<root>/.devspace/generated.yaml`
 /// (empty when the file is missing or unreadable; it is a cache, never an error).
 pub fn read_cached_vars(root: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(root.join(".devspace/generated.yaml")) else {
+    let Ok(text) = yaml::limits::read_file(&root.join(".devspace/generated.yaml")) else {
         return BTreeMap::new();
     };
     let Ok(parsed) = yaml::parse(&text) else {
@@ -103,6 +107,8 @@ pub fn find_config(opts: &LoadOptions, home: Option<&Path>) -> Result<PathBuf, C
         if !path.is_file() {
             let why = if path.is_dir() {
                 "is a directory, expected the config file"
+            } else if path.exists() {
+                "not a regular file (a FIFO or device cannot be the config file)"
             } else {
                 "no such file"
             };
@@ -131,17 +137,39 @@ pub fn load_with<'a>(
 ) -> Result<Loaded, ConfigError> {
     let home = env("HOME").map(PathBuf::from);
     let path = find_config(opts, home.as_deref())?;
+    let src = yaml::limits::read_file(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    load_source(opts, path, &src, env, asker)
+}
+
+/// [`load_with`] on config text already read from `path` (the fuzz target's entry point).
+pub fn load_source<'a>(
+    opts: &'a LoadOptions,
+    path: PathBuf,
+    src: &str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    asker: Option<&'a mut dyn vars::Asker>,
+) -> Result<Loaded, ConfigError> {
     let root = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| opts.cwd.clone());
-    let src = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let parsed = yaml::parse(&src).map_err(|e| ConfigError::Syntax {
-        at: Location::new(&path, &src, e.pos, None),
-        message: e.message,
+    let src = src.to_owned();
+    let parsed = yaml::parse(&src).map_err(|e| {
+        let at = Location::new(&path, &src, e.pos, None);
+        if e.over_budget {
+            ConfigError::OverBudget {
+                at,
+                message: e.message,
+            }
+        } else {
+            ConfigError::Syntax {
+                at,
+                message: e.message,
+            }
+        }
     })?;
     let mut doc = parsed.root;
     let version = declared_version(&doc, &path, &src)?;
@@ -205,6 +233,7 @@ pub fn load_with<'a>(
         &opts.cached_vars,
         asker,
     );
+    resolver.no_commands = opts.no_commands;
     let locate = |e: ConfigError, node: &Node| {
         let pos = match &e {
             ConfigError::UndefinedVar { name } | ConfigError::Var { name, .. } => {
@@ -229,7 +258,7 @@ pub fn load_with<'a>(
     let checked = checker.check(&doc, &Ty::Obj(ROOT), "")?;
     let images_node = doc.get("images");
     let locate_image = |key: &str| {
-        let (k, v) = images_node?.as_map()?.iter().find(|(k, _)| k.name == key)?;
+        let (k, v) = images_node?.as_map()?.get_entry(key)?;
         Some(Location::new(&path, &src, k.pos, v.profile.as_deref()))
     };
     let config = upgrade::to_model(checked, version, &root, &path, &locate_image)?;
@@ -302,7 +331,8 @@ fn declared_version(doc: &Node, path: &Path, src: &str) -> Result<u8, ConfigErro
             path: path.to_path_buf(),
         });
     };
-    let Some(v) = node.as_str() else {
+    // `version: 1` is there but not a version string: say what was found.
+    let Some(v) = node.as_str().or_else(|| node.scalar_text()) else {
         return Err(ConfigError::MissingVersion {
             path: path.to_path_buf(),
         });

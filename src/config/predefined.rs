@@ -102,7 +102,7 @@ impl Predefined<'_> {
         };
         let path =
             path.ok_or_else(|| unavailable("no kubeconfig (KUBECONFIG and HOME unset)".into()))?;
-        let text = std::fs::read_to_string(&path)
+        let text = crate::yaml::limits::read_file(&path)
             .map_err(|e| unavailable(format!("cannot read {}: {e}", path.display())))?;
         let doc = yaml::parse(&text)
             .map_err(|e| unavailable(format!("cannot parse {}: {}", path.display(), e.message)))?

@@ -6,7 +6,7 @@
 //! say which profile introduced them.
 
 use super::error::{ConfigError, Location};
-use super::yaml::{Key, Node, Pos, Value};
+use super::yaml::{Key, Map, Node, Pos, Value};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -137,8 +137,9 @@ pub fn merge_patch(target: &mut Node, patch: &Node) {
     };
     if !matches!(target.value, Value::Map(_)) {
         *target = Node {
-            value: Value::Map(Vec::new()),
+            value: Value::Map(Map::new()),
             pos: patch.pos,
+            span: patch.span.clone(),
             profile: patch.profile.clone(),
         };
     }
@@ -257,18 +258,15 @@ fn child<'a>(node: &'a Node, seg: &str) -> Option<&'a Node> {
     match &node.value {
         Value::Map(_) => node.get(seg),
         Value::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
-        Value::Scalar { .. } => None,
+        Value::Scalar { .. } | Value::Alias => None,
     }
 }
 
 fn child_mut<'a>(node: &'a mut Node, seg: &str) -> Option<&'a mut Node> {
     match &mut node.value {
-        Value::Map(entries) => entries
-            .iter_mut()
-            .find(|(k, _)| k.name == seg)
-            .map(|(_, v)| v),
+        Value::Map(entries) => entries.get_mut(seg),
         Value::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
-        Value::Scalar { .. } => None,
+        Value::Scalar { .. } | Value::Alias => None,
     }
 }
 
@@ -344,7 +342,7 @@ fn find_all<'a>(
                 out.extend(find_all(p, key, value, v));
             }
         }
-        Value::Scalar { .. } => {}
+        Value::Scalar { .. } | Value::Alias => {}
     }
     out
 }
@@ -455,8 +453,8 @@ fn perform(
             let Some((last, parents)) = segs.split_last() else {
                 if let (Value::Map(root), Value::Map(add)) = (&mut doc.value, &value.value) {
                     for (k, v) in add {
-                        match root.iter_mut().find(|(rk, _)| rk.name == k.name) {
-                            Some(slot) => slot.1 = v.clone(),
+                        match root.get_mut(&k.name) {
+                            Some(slot) => *slot = v.clone(),
                             None => root.push((k.clone(), v.clone())),
                         }
                     }
@@ -486,7 +484,7 @@ fn perform(
                     }
                     _ => Err(format!("Unable to remove invalid index: {last}")),
                 },
-                Value::Scalar { .. } => Ok(()),
+                Value::Scalar { .. } | Value::Alias => Ok(()),
             }
         }
         "replace" => {
@@ -543,8 +541,8 @@ fn perform(
 fn insert(con: &mut Node, key: &str, value: Node, add: bool, key_pos: Pos) -> Result<(), String> {
     match &mut con.value {
         Value::Map(entries) => {
-            match entries.iter_mut().find(|(k, _)| k.name == key) {
-                Some(slot) => slot.1 = value,
+            match entries.get_mut(key) {
+                Some(slot) => *slot = value,
                 None => entries.push((
                     Key {
                         name: key.to_string(),
@@ -576,7 +574,7 @@ fn insert(con: &mut Node, key: &str, value: Node, add: bool, key_pos: Pos) -> Re
             }
             Ok(())
         }
-        Value::Scalar { .. } => Err("the parent is not a mapping or a list".into()),
+        Value::Scalar { .. } | Value::Alias => Err("the parent is not a mapping or a list".into()),
     }
 }
 

@@ -354,6 +354,23 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
         if img.image.is_empty() {
             return Err((key.clone(), format!("images.{key}.image is required")));
         }
+        if let Err(e) = crate::registry::reference::Reference::parse(&img.image) {
+            return Err((key.clone(), format!("images.{key}.image: {e}")));
+        }
+        // The whole filesystem is never a build context (it would walk /proc and every mount).
+        if img.context.parent().is_none() {
+            return Err((
+                key.clone(),
+                format!(
+                    "images.{key}.context is the filesystem root `{}`; point it at the directory with the files the Dockerfile needs",
+                    img.context.display()
+                ),
+            ));
+        }
+        for tag in &img.tags {
+            crate::build::tag::check_written_tag(tag)
+                .map_err(|e| (key.clone(), format!("images.{key}.tags: {e}")))?;
+        }
         if let Some(c) = &img.build.custom
             && c.command.is_empty()
             && c.commands.is_empty()

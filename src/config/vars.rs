@@ -8,6 +8,7 @@
 
 use super::error::ConfigError;
 use super::predefined::Predefined;
+use super::yaml::limits::{MAX_VAR_STRING_BYTES, MAX_VAR_TOTAL_BYTES};
 use super::yaml::{Node, ScalarType, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -121,10 +122,11 @@ fn render(
             continue;
         }
         convert &= !r.no_convert;
-        match lookup(&r.name)? {
-            serde_json::Value::String(text) => out.push_str(&text),
-            serde_json::Value::Number(n) => out.push_str(&n.to_string()),
-            serde_json::Value::Bool(b) => out.push_str(&b.to_string()),
+        let value = lookup(&r.name)?;
+        let piece = match &value {
+            serde_json::Value::String(text) => text.as_str(),
+            serde_json::Value::Number(n) => &n.to_string(),
+            serde_json::Value::Bool(b) => &b.to_string(),
             other => {
                 return Err(ConfigError::Var {
                     name: r.name.clone(),
@@ -133,10 +135,24 @@ fn render(
                     ),
                 });
             }
+        };
+        if out.len() + piece.len() + (s.len() - last) > MAX_VAR_STRING_BYTES {
+            return Err(too_long(&r.name));
         }
+        out.push_str(piece);
     }
     out.push_str(&s[last..]);
     Ok((out, convert))
+}
+
+fn too_long(name: &str) -> ConfigError {
+    ConfigError::Var {
+        name: name.to_string(),
+        message: format!(
+            "the string it is used in grows over {} MiB (the var size limit)",
+            MAX_VAR_STRING_BYTES >> 20
+        ),
+    }
 }
 
 /// DevSpace's conversion of a substituted string: Go integer, else Go bool, else string.
@@ -163,29 +179,56 @@ pub fn substitute_tree(
     lookup: &mut dyn FnMut(&str) -> Result<VarValue, ConfigError>,
     locate: &dyn Fn(ConfigError, &Node) -> ConfigError,
 ) -> Result<(), ConfigError> {
+    let mut remaining = MAX_VAR_TOTAL_BYTES;
+    substitute_within(node, lookup, locate, &mut remaining)
+}
+
+/// [`substitute_tree`] with `remaining` bytes left of the load's total var budget.
+fn substitute_within(
+    node: &mut Node,
+    lookup: &mut dyn FnMut(&str) -> Result<VarValue, ConfigError>,
+    locate: &dyn Fn(ConfigError, &Node) -> ConfigError,
+    remaining: &mut usize,
+) -> Result<(), ConfigError> {
     match &mut node.value {
         Value::Scalar {
             text,
             ty: ScalarType::Str,
+            ..
         } => {
             let text = text.clone();
             let substituted = substitute_str(&text, lookup).map_err(|e| locate(e, node))?;
             if let Some(v) = substituted {
+                let size = v.as_str().map_or(0, str::len);
+                *remaining = remaining.checked_sub(size).ok_or_else(|| {
+                    let name = names_in(&text).next().unwrap_or_default();
+                    let e = ConfigError::Var {
+                        name,
+                        message: format!(
+                            "substituted values of the config add up to more than {} MiB \
+                             (the var size limit)",
+                            MAX_VAR_TOTAL_BYTES >> 20
+                        ),
+                    };
+                    locate(e, node)
+                })?;
                 let pos = node.pos;
+                let span = node.span.clone();
                 let profile = node.profile.take();
                 *node = Node::from_json(&v, pos);
+                node.span = span;
                 node.profile = profile;
             }
         }
-        Value::Scalar { .. } => {}
+        Value::Scalar { .. } | Value::Alias => {}
         Value::Seq(items) => {
             for n in items {
-                substitute_tree(n, lookup, locate)?;
+                substitute_within(n, lookup, locate, remaining)?;
             }
         }
         Value::Map(entries) => {
             for (_, n) in entries {
-                substitute_tree(n, lookup, locate)?;
+                substitute_within(n, lookup, locate, remaining)?;
             }
         }
     }
@@ -229,9 +272,32 @@ pub fn parse_var_flags(raw: &[String]) -> Result<BTreeMap<String, String>, Confi
                 part: part.to_string(),
             });
         };
-        out.insert(k.trim().to_string(), v.trim().to_string());
+        let k = k.trim();
+        if !valid_var_name(k) {
+            return Err(ConfigError::VarFlag {
+                part: part.to_string(),
+            });
+        }
+        out.insert(k.to_string(), v.trim().to_string());
     }
     Ok(out)
+}
+
+/// A name `${NAME}` can refer to: not empty, no whitespace, control characters, `$`, `{`,
+/// `}` or `=`.
+pub fn valid_var_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '$' | '{' | '}' | '='))
+}
+
+/// The `--var` value parser: the flag is checked while the command line is parsed (exit 2,
+/// before any work), with the same rules the loader applies.
+pub fn check_var_flag(raw: &str) -> Result<String, String> {
+    parse_var_flags(&[raw.to_string()])
+        .map(|_| raw.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A question for the user.
@@ -311,6 +377,8 @@ pub struct Resolver<'a> {
     pub answers: BTreeMap<String, String>,
     resolved: HashMap<String, VarValue>,
     resolving: Vec<String>,
+    /// Refuse vars that would run a command (the fuzz target sets it).
+    pub no_commands: bool,
 }
 
 impl<'a> Resolver<'a> {
@@ -333,6 +401,7 @@ impl<'a> Resolver<'a> {
             answers: BTreeMap::new(),
             resolved: HashMap::new(),
             resolving: Vec::new(),
+            no_commands: false,
         }
     }
 
@@ -497,6 +566,9 @@ impl<'a> Resolver<'a> {
             name: def.name.clone(),
             message,
         };
+        if self.no_commands {
+            return Err(err("commands are not run in this load".into()));
+        }
         let command = def
             .commands
             .iter()
@@ -605,7 +677,15 @@ mod tests {
         assert_eq!(got["B"], "2");
         assert_eq!(got["C"], "x=y");
         let err = parse_var_flags(&["A=1,b".into()]).unwrap_err().to_string();
-        assert_eq!(err, "wrong --var format: `b`, expected KEY=VALUE");
+        assert_eq!(
+            err,
+            "wrong --var format: `b`, expected KEY=VALUE with a non-empty KEY"
+        );
+        for bad in ["=x", " =x", "A=1,=2", "a b=1", "${A}=1"] {
+            assert!(parse_var_flags(&[bad.into()]).is_err(), "{bad}");
+            assert!(check_var_flag(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_var_flag("A=,B=x").as_deref(), Ok("A=,B=x"));
     }
 
     struct Script(Vec<String>);

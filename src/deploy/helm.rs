@@ -41,7 +41,7 @@ pub fn assemble_values(
 ) -> Result<Value, DeployError> {
     let mut merged = Value::Object(Map::new());
     for path in values_sources(root, helm) {
-        let text = std::fs::read_to_string(&path).map_err(|source| DeployError::Read {
+        let text = crate::yaml::limits::read_file(&path).map_err(|source| DeployError::Read {
             deployment: deployment.to_owned(),
             path: path.clone(),
             source,
@@ -69,7 +69,7 @@ pub fn assemble_values(
 
 /// One values document: a map, or empty (no values).
 fn parse_values(text: &str) -> Result<Value, String> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+    let documents: Vec<Value> = crate::yaml::from_multiple(text)?;
     let mut documents = documents.into_iter().filter(|d| !d.is_null());
     let values = documents.next().unwrap_or(Value::Object(Map::new()));
     if documents.next().is_some() {

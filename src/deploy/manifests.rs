@@ -186,11 +186,12 @@ fn load_manifests_with_path(
     resolve_manifest_files(deployment, root, entries)?
         .into_iter()
         .map(|path| {
-            let text = std::fs::read_to_string(&path).map_err(|source| DeployError::Read {
-                deployment: deployment.to_owned(),
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                crate::yaml::limits::read_file(&path).map_err(|source| DeployError::Read {
+                    deployment: deployment.to_owned(),
+                    path: path.clone(),
+                    source,
+                })?;
             Ok(ManifestSource { path, text })
         })
         .collect()
@@ -268,8 +269,7 @@ pub fn manifest_objects(
         path: source.to_owned(),
         message,
     };
-    let documents: Vec<Value> =
-        serde_saphyr::from_multiple(text).map_err(|e| invalid(e.to_string()))?;
+    let documents: Vec<Value> = crate::yaml::from_multiple(text).map_err(invalid)?;
     let mut objects = Vec::new();
     let mut pending: Vec<Value> = documents.into_iter().rev().collect();
     while let Some(document) = pending.pop() {

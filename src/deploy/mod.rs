@@ -15,10 +15,9 @@ pub mod replace;
 
 mod error;
 mod reference;
-mod yaml;
 
+pub use crate::yaml::Error as YamlSyntaxError;
 pub use error::DeployError;
 pub use manifests::{ManifestObject, ManifestSource};
 pub use render::{RenderedDeployment, RenderedKind, format_rendered, render, render_deployment};
 pub use replace::{ImageTable, ImageTag, Replaced, Replacement, Scope, replace_tags};
-pub use yaml::YamlSyntaxError;

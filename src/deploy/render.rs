@@ -124,10 +124,10 @@ pub fn render_deployment(
         } else {
             text
         };
-        let values = serde_saphyr::from_str(&text).map_err(|e| DeployError::Invalid {
+        let values = crate::yaml::from_str(&text).map_err(|message| DeployError::Invalid {
             deployment: name.to_owned(),
             path: values_path,
-            message: e.to_string(),
+            message,
         })?;
         rendered.text = text;
         rendered.kind = RenderedKind::Helm { values };

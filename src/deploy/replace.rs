@@ -36,10 +36,11 @@
 //! - block scalars (`|`, `>`) are never candidates.
 
 use crate::config::Config;
+use crate::deploy::YamlSyntaxError;
 use crate::deploy::reference::{self, Reference};
-use crate::deploy::yaml::{self, Edit, Node, NodeKind, YamlSyntaxError};
+use crate::yaml::ScalarStyle;
+use crate::yaml::{self, Edit, Map, Node, Value};
 use indexmap::IndexMap;
-use serde_saphyr::granit_parser::ScalarStyle;
 
 /// The tag (and digest) to deploy for one image key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -244,50 +245,53 @@ struct Walk<'t> {
 
 impl Walk<'_> {
     fn manifest(&mut self, node: &Node) {
-        match &node.kind {
-            NodeKind::Map(entries) => {
+        match &node.value {
+            Value::Map(entries) => {
                 for (key, value) in entries {
-                    match key.as_str() {
-                        Some(k) if excluded_key(k, Scope::Manifest) => {}
-                        Some("image") if value.as_str().is_some() => self.whole(value),
+                    match key.name.as_str() {
+                        k if excluded_key(k, Scope::Manifest) => {}
+                        "image" if matches!(value.value, Value::Scalar { .. }) => self.whole(value),
                         _ => self.manifest(value),
                     }
                 }
             }
-            NodeKind::Seq(items) => items.iter().for_each(|item| self.manifest(item)),
-            NodeKind::Scalar { .. } | NodeKind::Alias => {}
+            Value::Seq(items) => items.iter().for_each(|item| self.manifest(item)),
+            Value::Scalar { .. } | Value::Alias => {}
         }
     }
 
     fn values(&mut self, node: &Node, list_item: bool) {
-        match &node.kind {
-            NodeKind::Map(entries) => {
+        match &node.value {
+            Value::Map(entries) => {
                 let handled = self.split_reference(entries);
                 let env_item =
                     list_item && node.get("name").is_some() && node.get("value").is_some();
                 for (i, (key, value)) in entries.iter().enumerate() {
-                    let key = key.as_str();
+                    let key = key.name.as_str();
                     let skip = handled.contains(&i)
-                        || key.is_some_and(|k| excluded_key(k, Scope::HelmValues))
-                        || (env_item && key == Some("value"));
+                        || excluded_key(key, Scope::HelmValues)
+                        || (env_item && key == "value");
                     if !skip {
                         self.values(value, false);
                     }
                 }
             }
-            NodeKind::Seq(items) => items.iter().for_each(|item| self.values(item, true)),
-            NodeKind::Scalar { value, .. } => {
-                if !self.helper(node, value) {
+            Value::Seq(items) => items.iter().for_each(|item| self.values(item, true)),
+            Value::Scalar { text, .. } => {
+                if !self.helper(node, text) {
                     self.whole(node);
                 }
             }
-            NodeKind::Alias => {}
+            Value::Alias => {}
         }
     }
 
     /// Replaces a scalar that is a whole reference to a configured image.
     fn whole(&mut self, node: &Node) {
-        let NodeKind::Scalar { value, style } = &node.kind else {
+        let Value::Scalar {
+            text: value, style, ..
+        } = &node.value
+        else {
             return;
         };
         if is_block(*style) {
@@ -309,7 +313,7 @@ impl Walk<'_> {
         let Some(entry) = self.table.by_name(argument) else {
             self.warnings.push(format!(
                 "line {}: {value}: no image `{argument}` in the config",
-                node.line
+                node.pos.line
             ));
             return true;
         };
@@ -326,7 +330,7 @@ impl Walk<'_> {
                 }
                 None => self.warnings.push(format!(
                     "line {}: {value}: image `{key}` has no tag yet (build it first)",
-                    node.line
+                    node.pos.line
                 )),
             },
         }
@@ -335,11 +339,11 @@ impl Walk<'_> {
 
     /// Handles `repository` + `tag` (and `registry`, `digest`) siblings; returns the indices of
     /// the entries it handled so the generic walk leaves them alone.
-    fn split_reference(&mut self, entries: &[(Node, Node)]) -> Vec<usize> {
+    fn split_reference(&mut self, entries: &Map) -> Vec<usize> {
         let find = |name: &str| {
             entries.iter().position(|(k, v)| {
-                k.as_str() == Some(name)
-                    && matches!(&v.kind, NodeKind::Scalar { style, .. } if !is_block(*style))
+                k.name == name
+                    && matches!(&v.value, Value::Scalar { style, .. } if !is_block(*style))
             })
         };
         let Some(tag_at) = find("tag") else {
@@ -347,7 +351,13 @@ impl Walk<'_> {
         };
         let registry_at = find("registry");
         let digest_at = find("digest");
-        let value_at = |i: usize| entries[i].1.as_str().unwrap_or_default().trim();
+        let node_at = |i: usize| entries.get_index(i).map(|(_, v)| v);
+        let value_at = |i: usize| {
+            node_at(i)
+                .and_then(Node::scalar_text)
+                .unwrap_or_default()
+                .trim()
+        };
         let table = self.table;
         for repo_name in ["repository", "image"] {
             let Some(repo_at) = find(repo_name) else {
@@ -366,18 +376,18 @@ impl Walk<'_> {
             let mut handled = vec![repo_at, tag_at];
             if parsed.tag.is_some() || parsed.digest.is_some() {
                 let bare = parsed.written.to_owned();
-                self.set(&entries[repo_at].1, key.clone(), bare);
+                self.set_at(node_at(repo_at), key.clone(), bare);
             }
             let digest = tag.digest.as_ref().filter(|_| self.table.use_digests);
             match (digest, digest_at) {
                 (Some(digest), Some(digest_at)) => {
-                    self.set(&entries[tag_at].1, key.clone(), tag.tag.clone());
-                    self.set(&entries[digest_at].1, key, digest.clone());
+                    self.set_at(node_at(tag_at), key.clone(), tag.tag.clone());
+                    self.set_at(node_at(digest_at), key, digest.clone());
                     handled.push(digest_at);
                 }
                 _ => {
                     let text = table.tag_text(tag);
-                    self.set(&entries[tag_at].1, key, text);
+                    self.set_at(node_at(tag_at), key, text);
                 }
             }
             handled.extend(registry_at);
@@ -386,9 +396,19 @@ impl Walk<'_> {
         Vec::new()
     }
 
+    /// [`Self::set`] on an entry found by index.
+    fn set_at(&mut self, node: Option<&Node>, image_key: String, after: String) {
+        if let Some(node) = node {
+            self.set(node, image_key, after);
+        }
+    }
+
     /// Records a match and, when the value differs, the edit.
     fn set(&mut self, node: &Node, image_key: String, after: String) {
-        let NodeKind::Scalar { value, style } = &node.kind else {
+        let Value::Scalar {
+            text: value, style, ..
+        } = &node.value
+        else {
             return;
         };
         if *value != after {
@@ -400,7 +420,7 @@ impl Walk<'_> {
         }
         self.replacements.push(Replacement {
             image_key,
-            line: node.line,
+            line: node.pos.line,
             before: value.clone(),
             after,
         });

@@ -371,6 +371,7 @@ fn prepare(
     fresh_from: &HashMap<String, String>,
     settings: &RunSettings,
     push: bool,
+    cancel: &CancellationToken,
 ) -> Result<Prepared, ImageFailure> {
     let image = &plan.config;
     let root = &settings.root;
@@ -420,13 +421,21 @@ fn prepare(
             };
             let final_text =
                 dockerfile::apply_overrides(df_path, &text, &overrides).map_err(dferr)?;
-            let scan = context::scan_context(&image.context, df_path, &root.join(".devspace"))
-                .map_err(|e| ImageFailure {
-                    message: format!("image {}: {e}", plan.key),
-                    hints: Vec::new(),
-                    last_lines: Vec::new(),
-                    exit: ExitCode::Failure,
-                })?;
+            let scan = context::scan_context_until(
+                &image.context,
+                df_path,
+                &root.join(".devspace"),
+                cancel,
+            )
+            .map_err(|e| ImageFailure {
+                exit: match e {
+                    context::ContextError::Cancelled => ExitCode::Interrupted,
+                    _ => ExitCode::Failure,
+                },
+                message: format!("image {}: {e}", plan.key),
+                hints: Vec::new(),
+                last_lines: Vec::new(),
+            })?;
             // The per-file list is produced only when a decision names files or a commit
             // records them: a no-change run never builds it.
             let builder = BuilderInputs::dockerfile_with(
@@ -497,10 +506,20 @@ pub async fn run_image(
     let prepared = {
         let p = plan.clone();
         let settings = settings.clone();
-        tokio::task::spawn_blocking(move || prepare(&p, &fresh_from, &settings, push))
+        let stop = cancel.clone();
+        tokio::task::spawn_blocking(move || prepare(&p, &fresh_from, &settings, push, &stop))
             .await
             .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))??
     };
+    // Ctrl-C during the scan: nothing more for this image (no "building" after "interrupted").
+    if cancel.is_cancelled() {
+        return Err(ImageFailure {
+            message: format!("image {}: cancelled", plan.key),
+            hints: Vec::new(),
+            last_lines: Vec::new(),
+            exit: ExitCode::Interrupted,
+        });
+    }
     let context_size = prepared
         .scan
         .as_ref()

@@ -41,18 +41,20 @@ impl ImageLog {
         }
     }
 
-    /// Creates (truncates) the file and writes the lines seen so far. A log that cannot be
-    /// written is not fatal: the build still runs, the tail is still kept.
+    /// Creates the file (a fresh one replacing the old log, never written through a link, see
+    /// [`crate::safe_fs`]) and writes the lines seen so far. A log that cannot be written is
+    /// not fatal: the build still runs, the tail is still kept.
     pub fn open(&mut self) {
         if self.opened {
             return;
         }
         self.opened = true;
+        // `<root>/.devspace/logs`: both directories checked for links.
         self.file = self
             .path
             .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| File::create(&self.path))
+            .map_or(Ok(()), |dir| crate::safe_fs::create_dir(dir, 2))
+            .and_then(|_| crate::safe_fs::replace(&self.path))
             .map(BufWriter::new)
             .ok();
         if let Some(f) = &mut self.file {

@@ -52,6 +52,40 @@ impl UiOptions {
     }
 }
 
+/// Makes untrusted text (file names, image keys, daemon and registry output, error messages)
+/// safe for a terminal: control characters (C0 except tab, DEL, C1) and the bidirectional
+/// overrides are written as visible escapes (`\n`, `\r`, `\e`, `\x7f`, `\u{202e}`), so they
+/// can neither split a line nor inject colours or move the cursor. The one escaping function:
+/// every print point applies it to what it did not write itself, before painting.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if unsafe_char(c) && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// [`escape`] for a block of several lines: each line escaped, the line breaks kept.
+pub fn escape_lines(text: &str) -> String {
+    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
 /// Wraps text in an ANSI color when colors are on.
 pub fn paint(color: bool, code: &str, text: &str) -> String {
     if color {
@@ -122,7 +156,7 @@ impl Ui {
     }
 
     fn prefix(&self, key: &str) -> String {
-        let p = format!("[{key}]");
+        let p = format!("[{}]", escape(key));
         paint(self.opts.color, "36", &p)
     }
 
@@ -147,7 +181,12 @@ impl Ui {
             return;
         };
         let Some(bar) = &line.bar else { return };
-        let mut msg = format!("{:<w$}  {}", key, line.stage.label(), w = self.width);
+        let mut msg = format!(
+            "{:<w$}  {}",
+            escape(key),
+            line.stage.label(),
+            w = self.width
+        );
         if let (Stage::Building, Some((n, m))) = (line.stage, line.step) {
             msg.push_str(&format!(" step {n}/{m}"));
         }
@@ -174,26 +213,30 @@ impl Ui {
                 }
             }
             ImageEvent::Decision { reason, .. } => {
-                self.emit(&format!("{} {reason}", self.prefix(key)));
+                self.emit(&format!("{} {}", self.prefix(key), escape(reason)));
             }
             ImageEvent::Step { n, total, text } => {
                 if let Some(line) = self.lines.get_mut(key) {
                     line.step = Some((*n, *total));
                 }
                 if plain_or_stream && !(self.opts.debug || self.opts.stream_logs) {
-                    self.emit(&format!("{} Step {n}/{total} : {text}", self.prefix(key)));
+                    self.emit(&format!(
+                        "{} Step {n}/{total} : {}",
+                        self.prefix(key),
+                        escape(text)
+                    ));
                 }
             }
             ImageEvent::Log(text) => {
                 if self.opts.debug || self.opts.stream_logs {
-                    self.emit(&format!("{} {text}", self.prefix(key)));
+                    self.emit(&format!("{} {}", self.prefix(key), escape(text)));
                 }
             }
             ImageEvent::Note(text) => {
                 self.emit(&format!(
                     "{} {}",
                     self.prefix(key),
-                    paint(self.opts.color, "33", text)
+                    paint(self.opts.color, "33", &escape(text))
                 ));
             }
             ImageEvent::Pushed { tag, digest } => {
@@ -201,7 +244,12 @@ impl Ui {
                     .as_deref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default();
-                self.emit(&format!("{} pushed {tag}{d}", self.prefix(key)));
+                self.emit(&format!(
+                    "{} pushed {}{}",
+                    self.prefix(key),
+                    escape(tag),
+                    escape(&d)
+                ));
             }
         }
         self.refresh(key);
@@ -213,7 +261,7 @@ impl Ui {
         if let Some(line) = self.lines.get_mut(key)
             && let Some(bar) = line.bar.take()
         {
-            bar.finish_with_message(format!("{key:<width$}  {word}"));
+            bar.finish_with_message(format!("{:<width$}  {word}", escape(key)));
         }
     }
 
@@ -234,14 +282,15 @@ impl Ui {
 
     /// A general information line.
     pub fn info(&self, text: &str) {
-        self.emit(text);
+        self.emit(&escape_lines(text));
     }
 
     /// A warning line.
     pub fn warn(&self, text: &str) {
         self.emit(&format!(
-            "{} {text}",
-            paint(self.opts.color, "33", "warning:")
+            "{} {}",
+            paint(self.opts.color, "33", "warning:"),
+            escape_lines(text)
         ));
     }
 
@@ -259,8 +308,13 @@ impl Ui {
 /// Prints an error with its hints to stderr: `error: ...` then `hint: ...` lines.
 pub fn print_error(color: bool, message: &str, hints: &[String]) {
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{} {message}", paint(color, "31", "error:"));
+    let _ = writeln!(
+        err,
+        "{} {}",
+        paint(color, "31", "error:"),
+        escape_lines(message)
+    );
     for h in hints {
-        let _ = writeln!(err, "{} {h}", paint(color, "36", "hint:"));
+        let _ = writeln!(err, "{} {}", paint(color, "36", "hint:"), escape_lines(h));
     }
 }

@@ -39,10 +39,11 @@ pub fn render(report: &BuildReport) -> String {
                 }
             }
         };
+        let escape = |s: &str| crate::ui::escape(s).into_owned();
         rows.push([
-            img.key.clone(),
-            tags,
-            result,
+            escape(&img.key),
+            escape(&tags),
+            escape(&result),
             fmt_duration(img.duration_ms),
             img.digest
                 .as_deref()
@@ -84,16 +85,24 @@ pub fn render(report: &BuildReport) -> String {
         .iter()
         .filter(|i| matches!(i.status, Status::Built))
         .count();
-    let skipped = report
-        .images
-        .iter()
-        .filter(|i| matches!(i.status, Status::Skipped))
-        .count();
+    let count = |status: Status| report.images.iter().filter(|i| i.status == status).count();
+    let skipped = count(Status::Skipped);
+    // Push-only and dry runs say what they did, not "0 built, 0 skipped".
+    let mut counts = vec![format!("{built} built")];
+    for (status, word) in [
+        (Status::Pushed, "pushed"),
+        (Status::WouldBuild, "would build"),
+    ] {
+        let n = count(status);
+        if n > 0 {
+            counts.push(format!("{n} {word}"));
+        }
+    }
+    counts.push(format!("{skipped} skipped"));
+    counts.push(format!("{failed} failed"));
     let mut tail = format!(
-        "{} built, {} skipped, {} failed in {}",
-        built,
-        skipped,
-        failed,
+        "{} in {}",
+        counts.join(", "),
         fmt_duration(report.duration_ms)
     );
     if report.interrupted {

@@ -8,16 +8,33 @@ use std::io::{Read, Write as _};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio_util::sync::CancellationToken;
 
 /// Read buffer per hashing thread: large enough that syscalls do not dominate.
 const BUF_SIZE: usize = 256 * 1024;
 
 /// Hashes one file by streaming it (never the whole file in memory).
 pub fn hash_file(path: &Path, buf: &mut [u8]) -> std::io::Result<(Digest, u64)> {
+    hash_file_until(path, buf, &CancellationToken::new())
+}
+
+/// [`hash_file`] that gives up (an error of kind `Interrupted`) once `stop` is cancelled,
+/// checked before every read, so a multi-GiB file does not hold up Ctrl-C.
+pub fn hash_file_until(
+    path: &Path,
+    buf: &mut [u8],
+    stop: &CancellationToken,
+) -> std::io::Result<(Digest, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     loop {
+        if stop.is_cancelled() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "cancelled",
+            ));
+        }
         let n = match file.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -37,6 +54,17 @@ pub fn hash_entries(
     root: &Path,
     entries: &mut [Entry],
     todo: &[usize],
+) -> Result<u64, ContextError> {
+    hash_entries_until(root, entries, todo, &CancellationToken::new())
+}
+
+/// [`hash_entries`] that stops with [`ContextError::Cancelled`] soon after `stop` is
+/// cancelled.
+pub fn hash_entries_until(
+    root: &Path,
+    entries: &mut [Entry],
+    todo: &[usize],
+    stop: &CancellationToken,
 ) -> Result<u64, ContextError> {
     if todo.is_empty() {
         return Ok(0);
@@ -61,7 +89,7 @@ pub fn hash_entries(
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = todo.get(slot) else { break };
                     let path = root.join(&shared[index].rel);
-                    match hash_file(&path, &mut buf) {
+                    match hash_file_until(&path, &mut buf, stop) {
                         Ok((digest, n)) => {
                             read += n;
                             local.push((index, digest));
@@ -69,9 +97,13 @@ pub fn hash_entries(
                         Err(source) => {
                             let mut slot_failure =
                                 failure.lock().unwrap_or_else(|e| e.into_inner());
+                            let err = if stop.is_cancelled() {
+                                ContextError::Cancelled
+                            } else {
+                                ContextError::ReadFile { path, source }
+                            };
                             if slot_failure.as_ref().is_none_or(|(s, _)| slot < *s) {
-                                *slot_failure =
-                                    Some((slot, ContextError::ReadFile { path, source }));
+                                *slot_failure = Some((slot, err));
                             }
                             // Stop handing out work: the scan fails anyway.
                             next.store(todo.len(), Ordering::Relaxed);

@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
 
 pub use ignore::{IgnoreRules, PatternError};
 
@@ -71,6 +72,9 @@ pub struct Entry {
 /// Why a context could not be scanned or sent. Every variant names the path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
+    /// Ctrl-C while walking, hashing or sending the context.
+    #[error("cancelled")]
+    Cancelled,
     /// The context directory does not exist.
     #[error("build context {path} does not exist")]
     ContextMissing {
@@ -202,11 +206,27 @@ pub fn scan_context(
     dockerfile: &Path,
     cache_dir: &Path,
 ) -> Result<ContextScan, ContextError> {
+    scan_context_until(
+        context_dir,
+        dockerfile,
+        cache_dir,
+        &CancellationToken::new(),
+    )
+}
+
+/// [`scan_context`] that stops with [`ContextError::Cancelled`] soon after `stop` is
+/// cancelled (checked per directory listed and per read of a file being hashed).
+pub fn scan_context_until(
+    context_dir: &Path,
+    dockerfile: &Path,
+    cache_dir: &Path,
+    stop: &CancellationToken,
+) -> Result<ContextScan, ContextError> {
     let root = canonical_context(context_dir)?;
     let dockerfile_rel = dockerfile_in_context(&root, dockerfile);
     let rules = context_rules(&root, dockerfile_rel.as_deref())?;
     let stamp_ns = now_ns() - statcache::RACY_MARGIN_NS;
-    let mut entries = walk::walk(&root, &rules)?;
+    let mut entries = walk::walk_until(&root, &rules, stop)?;
     let mut stats = ScanStats::default();
 
     let cache_path = statcache::cache_file(cache_dir, &root);
@@ -222,7 +242,7 @@ pub fn scan_context(
         }
     };
     stats.hashed_files = todo.len();
-    stats.hashed_bytes = hash::hash_entries(&root, &mut entries, &todo)?;
+    stats.hashed_bytes = hash::hash_entries_until(&root, &mut entries, &todo, stop)?;
 
     let file_count = entries.iter().filter(|e| e.kind == EntryKind::File).count();
     stats.cached_files = file_count - todo.len();

@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// A directory still to list: absolute path, relative path, its match results.
 type DirJob = (PathBuf, String, Option<ParentMatches>);
@@ -29,6 +30,16 @@ struct Queue {
 /// separators). The root itself is not listed. Special files (sockets, fifos, devices) are
 /// skipped: nothing in an image build needs them.
 pub fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<Entry>, ContextError> {
+    walk_until(root, rules, &CancellationToken::new())
+}
+
+/// [`walk`] that stops with [`ContextError::Cancelled`] once `stop` is cancelled (checked
+/// before each directory is listed).
+pub fn walk_until(
+    root: &Path,
+    rules: &IgnoreRules,
+    stop: &CancellationToken,
+) -> Result<Vec<Entry>, ContextError> {
     let meta = fs::metadata(root).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => ContextError::ContextMissing {
             path: root.to_path_buf(),
@@ -56,7 +67,7 @@ pub fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<Entry>, ContextError
     let wake = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| worker(rules, &queue, &wake));
+            scope.spawn(|| worker(rules, &queue, &wake, stop));
         }
     });
     let queue = queue.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -69,7 +80,7 @@ pub fn walk(root: &Path, rules: &IgnoreRules) -> Result<Vec<Entry>, ContextError
 }
 
 /// Takes directories from the queue until there is nothing left anywhere.
-fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) {
+fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar, stop: &CancellationToken) {
     let mut entries = Vec::new();
     let mut found = Vec::new();
     loop {
@@ -90,7 +101,11 @@ fn worker(rules: &IgnoreRules, queue: &Mutex<Queue>, wake: &Condvar) {
                 q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = list_dir(rules, job, &mut entries, &mut found);
+        let result = if stop.is_cancelled() {
+            Err(ContextError::Cancelled)
+        } else {
+            list_dir(rules, job, &mut entries, &mut found)
+        };
         let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
         q.busy -= 1;
         match result {

@@ -82,7 +82,22 @@ pub enum PushError {
         /// The daemon's message.
         message: String,
     },
-    /// The push failed for another reason (registry down, image missing, ...).
+    /// The daemon could not reach the registry (refused, no such host, timeout): the same
+    /// class, and exit code, as a registry unreachable while verifying or logging in.
+    #[error(
+        "image {image}: registry {registry} cannot be reached while pushing {reference}: {message}"
+    )]
+    RegistryUnreachable {
+        /// Image key.
+        image: String,
+        /// Registry host.
+        registry: String,
+        /// The reference being pushed.
+        reference: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The push failed for another reason (image missing, registry error, ...).
     #[error("image {image}: pushing {reference} failed: {message}")]
     Failed {
         /// Image key.
@@ -118,6 +133,9 @@ impl PushError {
             PushError::Auth { registry, .. } => Some(format!(
                 "run `devspace login {registry}` or `docker login {registry}`"
             )),
+            PushError::RegistryUnreachable { registry, .. } => Some(format!(
+                "check that {registry} is up and reachable from the Docker daemon (exit 4)"
+            )),
             _ => None,
         }
     }
@@ -126,6 +144,7 @@ impl PushError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             PushError::Auth { .. } => ExitCode::Auth,
+            PushError::RegistryUnreachable { .. } => ExitCode::Unreachable,
             PushError::Cancelled { .. } => ExitCode::Interrupted,
             _ => ExitCode::Failure,
         }
@@ -231,6 +250,13 @@ fn classify(
             reference: reference.to_string(),
             message,
         }
+    } else if is_unreachable_error(&message) {
+        PushError::RegistryUnreachable {
+            image: image.to_string(),
+            registry: registry_of(repository),
+            reference: reference.to_string(),
+            message,
+        }
     } else {
         PushError::Failed {
             image: image.to_string(),
@@ -238,6 +264,21 @@ fn classify(
             message,
         }
     }
+}
+
+/// The daemon's words (Go `net` errors) for a registry it could not connect to.
+fn is_unreachable_error(message: &str) -> bool {
+    [
+        "connection refused",
+        "no such host",
+        "i/o timeout",
+        "no route to host",
+        "network is unreachable",
+        "TLS handshake timeout",
+        "connection reset by peer",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 #[cfg(test)]
@@ -277,6 +318,20 @@ mod tests {
         );
         assert!(matches!(other, PushError::Failed { .. }));
         assert_eq!(other.exit_code(), ExitCode::Failure);
+
+        // A registry that cannot be reached: exit 4, as when verifying or logging in.
+        let down = classify(
+            "api",
+            "127.0.0.1:5999/api",
+            "127.0.0.1:5999/api:v1",
+            stream(
+                "Get \"http://127.0.0.1:5999/v2/\": dial tcp 127.0.0.1:5999: connect: connection refused",
+            ),
+        );
+        assert!(
+            matches!(&down, PushError::RegistryUnreachable { registry, .. } if registry == "127.0.0.1:5999")
+        );
+        assert_eq!(down.exit_code(), ExitCode::Unreachable);
 
         let daemon = classify(
             "api",

@@ -347,7 +347,7 @@ fn helper_call_forms() {
 #[test]
 fn syntax_errors_are_reported() {
     let err = replace_tags("a: [b\n", Scope::Manifest, &table(false)).expect_err("bad yaml");
-    assert!(err.line >= 1);
+    assert!(err.pos.line >= 1);
 }
 
 #[test]

@@ -1,13 +1,28 @@
-//! A positioned YAML tree: every node remembers the line and column it was written at (and the
-//! profile that put it there), so errors found after profiles and vars still point at the
-//! user's text.
+//! The one positioned YAML tree of this crate: every node remembers the line and column it was
+//! written at, its byte span in the source (so tag replacement can splice new text in place),
+//! and the profile that put it there, so errors found after profiles and vars still point at
+//! the user's text. Config, the build cache, manifests and Helm values all load through here,
+//! and so do the limits every loader enforces ([`limits`]).
 //!
 //! Plain scalars are resolved like Go's `yaml.v2` (YAML 1.1): `yes`/`no`/`on`/`off`/`y`/`n` are
 //! booleans, `0x1F`/`017` are integers. The source text is kept beside the resolved type
 //! because `yaml.v2` gives a string field the text as written (`tag: 0123` stays `"0123"`).
+//!
+//! Events come from `granit-parser` (the parser under `serde-saphyr`); the tree is assembled
+//! here because no maintained crate keeps positions, byte spans and YAML 1.1 typing together.
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Span};
-use std::collections::HashMap;
+mod edit;
+pub mod limits;
+mod map;
+
+pub use edit::{Edit, apply_edits, render_scalar};
+pub use limits::Budget;
+pub use map::Map;
+pub use serde_saphyr::granit_parser::ScalarStyle;
+
+use serde_saphyr::granit_parser::{Event, Parser, Span};
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A 1-based source position.
@@ -39,6 +54,9 @@ pub enum ScalarType {
 pub struct Node {
     pub value: Value,
     pub pos: Pos,
+    /// Byte range in the source (for quoted scalars, including the quotes; `0..0` for
+    /// synthetic nodes). An alias copy keeps the span of the anchored node.
+    pub span: Range<usize>,
     /// The profile whose `replace`/`merge`/`patches` put this node here, if any.
     pub profile: Option<Arc<str>>,
 }
@@ -46,13 +64,18 @@ pub struct Node {
 /// The content of a node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// `text` is the scalar as written (or as produced by var substitution).
+    /// `text` is the scalar as written (or as produced by var substitution); `style` is how
+    /// it was written (plain for synthetic scalars).
     Scalar {
         text: String,
         ty: ScalarType,
+        style: ScalarStyle,
     },
     Seq(Vec<Node>),
-    Map(Vec<(Key, Node)>),
+    Map(Map),
+    /// `*name` left unexpanded ([`parse_documents`] only: an edit goes to the anchored node,
+    /// never through an alias).
+    Alias,
 }
 
 /// A mapping key with its position.
@@ -62,12 +85,18 @@ pub struct Key {
     pub pos: Pos,
 }
 
-/// A YAML syntax error with its position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SyntaxError {
+/// A YAML error with its position: broken syntax, or a document over a [`limits`] budget.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("line {}, column {}: {message}", pos.line, pos.col)]
+pub struct Error {
     pub pos: Pos,
     pub message: String,
+    /// The document is valid YAML but exceeds a budget (`message` names the limit).
+    pub over_budget: bool,
 }
+
+/// The name config code knows the error by.
+pub type SyntaxError = Error;
 
 /// The result of parsing: the first document plus keys that were defined twice in one mapping
 /// (reported only after the version check, so a DevSpace 6 file still gets its one error).
@@ -84,6 +113,7 @@ impl Node {
         Node {
             value,
             pos: Pos::default(),
+            span: 0..0,
             profile: None,
         }
     }
@@ -93,6 +123,7 @@ impl Node {
         Node::new(Value::Scalar {
             text: s.into(),
             ty: ScalarType::Str,
+            style: ScalarStyle::Plain,
         })
     }
 
@@ -101,6 +132,7 @@ impl Node {
         Node::new(Value::Scalar {
             text: String::new(),
             ty: ScalarType::Null,
+            style: ScalarStyle::Plain,
         })
     }
 
@@ -121,6 +153,7 @@ impl Node {
             Value::Scalar {
                 text,
                 ty: ScalarType::Str,
+                ..
             } => Some(text),
             _ => None,
         }
@@ -139,7 +172,7 @@ impl Node {
     }
 
     /// The entries of a mapping.
-    pub fn as_map(&self) -> Option<&Vec<(Key, Node)>> {
+    pub fn as_map(&self) -> Option<&Map> {
         match &self.value {
             Value::Map(m) => Some(m),
             _ => None,
@@ -147,7 +180,7 @@ impl Node {
     }
 
     /// The entries of a mapping, mutably.
-    pub fn as_map_mut(&mut self) -> Option<&mut Vec<(Key, Node)>> {
+    pub fn as_map_mut(&mut self) -> Option<&mut Map> {
         match &mut self.value {
             Value::Map(m) => Some(m),
             _ => None,
@@ -156,41 +189,33 @@ impl Node {
 
     /// Looks a key up in a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?
-            .iter()
-            .find(|(k, _)| k.name == key)
-            .map(|(_, v)| v)
+        self.as_map()?.get(key)
     }
 
     /// Looks a key up in a mapping, mutably.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
-        self.as_map_mut()?
-            .iter_mut()
-            .find(|(k, _)| k.name == key)
-            .map(|(_, v)| v)
+        self.as_map_mut()?.get_mut(key)
     }
 
     /// Removes a key from a mapping, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Node> {
-        let map = self.as_map_mut()?;
-        let i = map.iter().position(|(k, _)| k.name == key)?;
-        Some(map.remove(i).1)
+        self.as_map_mut()?.remove(key)
     }
 
     /// Sets a key of a mapping (replacing in place, else appending).
     pub fn set(&mut self, key: &str, value: Node) {
         if let Some(map) = self.as_map_mut() {
-            if let Some(slot) = map.iter_mut().find(|(k, _)| k.name == key) {
-                slot.1 = value;
+            if let Some(slot) = map.get_mut(key) {
+                *slot = value;
             } else {
                 let pos = value.pos;
-                map.push((
+                map.insert(
                     Key {
                         name: key.to_string(),
                         pos,
                     },
                     value,
-                ));
+                );
             }
         }
     }
@@ -207,6 +232,7 @@ impl Node {
             },
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
+            Value::Alias => "an alias",
         }
     }
 
@@ -215,10 +241,8 @@ impl Node {
         self.profile = Some(profile.clone());
         match &mut self.value {
             Value::Seq(items) => items.iter_mut().for_each(|n| n.mark_profile(profile)),
-            Value::Map(entries) => entries
-                .iter_mut()
-                .for_each(|(_, n)| n.mark_profile(profile)),
-            Value::Scalar { .. } => {}
+            Value::Map(entries) => entries.values_mut().for_each(|n| n.mark_profile(profile)),
+            Value::Scalar { .. } | Value::Alias => {}
         }
     }
 
@@ -226,7 +250,8 @@ impl Node {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
-            Value::Scalar { text, ty } => match ty {
+            Value::Alias => J::Null,
+            Value::Scalar { text, ty, .. } => match ty {
                 ScalarType::Null => J::Null,
                 ScalarType::Bool(b) => J::Bool(*b),
                 ScalarType::Int(i) => J::from(*i),
@@ -248,29 +273,22 @@ impl Node {
     /// Builds a synthetic tree from JSON (used for values computed by vars of non-string type).
     pub fn from_json(value: &serde_json::Value, pos: Pos) -> Node {
         use serde_json::Value as J;
+        let scalar = |text: String, ty: ScalarType| Value::Scalar {
+            text,
+            ty,
+            style: ScalarStyle::Plain,
+        };
         let value = match value {
-            J::Null => Value::Scalar {
-                text: String::new(),
-                ty: ScalarType::Null,
-            },
-            J::Bool(b) => Value::Scalar {
-                text: b.to_string(),
-                ty: ScalarType::Bool(*b),
-            },
+            J::Null => scalar(String::new(), ScalarType::Null),
+            J::Bool(b) => scalar(b.to_string(), ScalarType::Bool(*b)),
             J::Number(n) => match n.as_i64() {
-                Some(i) => Value::Scalar {
-                    text: i.to_string(),
-                    ty: ScalarType::Int(i),
-                },
-                None => Value::Scalar {
-                    text: n.to_string(),
-                    ty: ScalarType::Float(n.as_f64().unwrap_or_default()),
-                },
+                Some(i) => scalar(i.to_string(), ScalarType::Int(i)),
+                None => scalar(
+                    n.to_string(),
+                    ScalarType::Float(n.as_f64().unwrap_or_default()),
+                ),
             },
-            J::String(s) => Value::Scalar {
-                text: s.clone(),
-                ty: ScalarType::Str,
-            },
+            J::String(s) => scalar(s.clone(), ScalarType::Str),
             J::Array(items) => Value::Seq(items.iter().map(|v| Node::from_json(v, pos)).collect()),
             J::Object(map) => Value::Map(
                 map.iter()
@@ -289,6 +307,7 @@ impl Node {
         Node {
             value,
             pos,
+            span: 0..0,
             profile: None,
         }
     }
@@ -395,171 +414,287 @@ fn is_yaml_float(s: &str) -> bool {
     mantissa_ok && exp_ok
 }
 
-enum Frame {
-    Seq(Vec<Node>, Pos, usize),
-    /// Entries, position, anchor, pending key, keys that came from `<<` merges.
-    Map(Vec<(Key, Node)>, Pos, usize, Option<Key>, Vec<String>),
+/// How a parse treats aliases and documents.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// The first document, aliases expanded (and `<<` merged), repeated keys reported.
+    Config,
+    /// Every document, aliases left as [`Value::Alias`] (tag replacement edits in place).
+    Documents,
 }
 
-/// Parses the first document of `src` into a positioned tree.
-pub fn parse(src: &str) -> Result<Parsed, SyntaxError> {
+enum FrameKind {
+    Seq(Vec<Node>),
+    /// Entries, pending key, keys that came from `<<` merges.
+    Map(Map, Option<Key>, HashSet<String>),
+}
+
+struct Frame {
+    kind: FrameKind,
+    pos: Pos,
+    start: usize,
+    anchor: usize,
+    /// Size of the subtree so far (what a copy of it through an alias costs).
+    cost: limits::Cost,
+}
+
+fn error_at(e: &serde_saphyr::granit_parser::ScanError) -> Error {
+    Error {
+        pos: Pos {
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+        },
+        message: e.info().to_string(),
+        over_budget: false,
+    }
+}
+
+/// Parses the first document of `src` into a positioned tree, expanding aliases within the
+/// [`limits`] budget.
+pub fn parse(src: &str) -> Result<Parsed, Error> {
+    let (mut roots, duplicates) = build(src, Mode::Config)?;
+    Ok(Parsed {
+        root: roots.pop().unwrap_or_else(Node::null),
+        duplicates,
+    })
+}
+
+/// Parses every document of `src` (one root per document, empty ones included), leaving
+/// aliases unexpanded.
+pub fn parse_documents(src: &str) -> Result<Vec<Node>, Error> {
+    build(src, Mode::Documents).map(|(roots, _)| roots)
+}
+
+/// Checks `src` against the [`limits`] budget without building a tree: the gate in front of
+/// loaders that deserialise with `serde-saphyr` ([`from_str`], [`from_multiple`]).
+pub fn check_budget(src: &str) -> Result<(), Error> {
+    let mut budget = Budget::default();
+    let mut anchors: HashMap<usize, limits::Cost> = HashMap::new();
+    let mut stack: Vec<(limits::Cost, usize)> = Vec::new();
+    for item in Parser::new_from_str(src) {
+        let (event, span) = item.map_err(|e| error_at(&e))?;
+        let pos = pos_of(&span);
+        let done = match event {
+            Event::Scalar(text, _, anchor, _) => {
+                budget.node(pos)?;
+                Some((
+                    limits::Cost {
+                        nodes: 1,
+                        bytes: text.len(),
+                    },
+                    anchor,
+                ))
+            }
+            Event::Alias(id) => {
+                let cost = anchors.get(&id).copied().unwrap_or_default();
+                budget.copy(cost, pos)?;
+                Some((cost, 0))
+            }
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                budget.node(pos)?;
+                stack.push((limits::Cost { nodes: 1, bytes: 0 }, anchor));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => stack.pop(),
+            _ => None,
+        };
+        if let Some((cost, anchor)) = done {
+            if anchor != 0 {
+                anchors.insert(anchor, cost);
+            }
+            if let Some((parent, _)) = stack.last_mut() {
+                parent.add(cost);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `serde_saphyr::from_str` behind [`check_budget`]; errors carry the YAML position.
+pub fn from_str<T: serde::de::DeserializeOwned>(src: &str) -> Result<T, String> {
+    check_budget(src).map_err(|e| e.to_string())?;
+    serde_saphyr::from_str(src).map_err(|e| e.to_string())
+}
+
+/// `serde_saphyr::from_multiple` behind [`check_budget`].
+pub fn from_multiple<T: serde::de::DeserializeOwned>(src: &str) -> Result<Vec<T>, String> {
+    check_budget(src).map_err(|e| e.to_string())?;
+    serde_saphyr::from_multiple(src).map_err(|e| e.to_string())
+}
+
+type Duplicates = Vec<(String, Pos, Pos)>;
+
+fn build(src: &str, mode: Mode) -> Result<(Vec<Node>, Duplicates), Error> {
+    let mut budget = Budget::default();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, (Node, limits::Cost)> = HashMap::new();
     let mut duplicates = Vec::new();
-    let mut root: Option<Node> = None;
+    let mut roots: Vec<Node> = Vec::new();
     let mut in_doc = false;
 
     for item in Parser::new_from_str(src) {
-        let (event, span) = item.map_err(|e| SyntaxError {
-            pos: Pos {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            },
-            message: e.info(),
-        })?;
+        let (event, span) = item.map_err(|e| error_at(&e))?;
         let pos = pos_of(&span);
-        let finished: Option<(Node, usize)> = match event {
+        let range = span.byte_range().unwrap_or(0..0);
+        let finished: Option<(Node, usize, limits::Cost)> = match event {
             Event::DocumentStart(..) => {
-                if root.is_some() {
+                if mode == Mode::Config && !roots.is_empty() {
                     break;
                 }
                 in_doc = true;
                 None
             }
             Event::DocumentEnd => {
-                if root.is_some() {
+                if mode == Mode::Config && !roots.is_empty() {
                     break;
                 }
                 None
             }
-            Event::StreamStart | Event::StreamEnd => None,
             Event::Scalar(text, style, anchor, tag) => {
+                budget.node(pos)?;
                 let ty = match (&tag, style) {
                     (Some(t), _) if t.is_yaml_core_schema_tag("str") => ScalarType::Str,
                     (Some(t), _) if t.is_yaml_core_schema() => resolve_plain(&text),
                     (None, ScalarStyle::Plain) => resolve_plain(&text),
                     _ => ScalarType::Str,
                 };
+                let cost = limits::Cost {
+                    nodes: 1,
+                    bytes: text.len(),
+                };
                 let node = Node {
                     value: Value::Scalar {
                         text: text.into_owned(),
                         ty,
+                        style,
                     },
                     pos,
+                    span: range,
                     profile: None,
                 };
-                Some((node, anchor))
+                Some((node, anchor, cost))
             }
-            Event::Alias(id) => {
-                let node = anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+            Event::Alias(id) if mode == Mode::Config => {
+                let (node, cost) = anchors.get(&id).ok_or_else(|| Error {
                     pos,
                     message: "unknown anchor".into(),
+                    over_budget: false,
                 })?;
-                Some((node, 0))
+                budget.copy(*cost, pos)?;
+                Some((node.clone(), 0, *cost))
             }
-            Event::SequenceStart(_, anchor, _) => {
-                stack.push(Frame::Seq(Vec::new(), pos, anchor));
+            Event::UnresolvedAlias(_) if mode == Mode::Config => {
+                return Err(Error {
+                    pos,
+                    message: "unknown anchor".into(),
+                    over_budget: false,
+                });
+            }
+            Event::Alias(_) | Event::UnresolvedAlias(_) => {
+                budget.node(pos)?;
+                let node = Node {
+                    value: Value::Alias,
+                    pos,
+                    span: range,
+                    profile: None,
+                };
+                Some((node, 0, limits::Cost { nodes: 1, bytes: 0 }))
+            }
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                budget.node(pos)?;
+                let kind = if matches!(event, Event::SequenceStart(..)) {
+                    FrameKind::Seq(Vec::new())
+                } else {
+                    FrameKind::Map(Map::new(), None, HashSet::new())
+                };
+                stack.push(Frame {
+                    kind,
+                    pos,
+                    start: range.start,
+                    anchor,
+                    cost: limits::Cost { nodes: 1, bytes: 0 },
+                });
                 None
             }
-            Event::MappingStart(_, anchor, _) => {
-                stack.push(Frame::Map(Vec::new(), pos, anchor, None, Vec::new()));
-                None
-            }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(items, p, anchor)) => Some((
-                    Node {
-                        value: Value::Seq(items),
-                        pos: p,
-                        profile: None,
-                    },
-                    anchor,
-                )),
-                _ => None,
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(entries, p, anchor, _, _)) => Some((
-                    Node {
-                        value: Value::Map(entries),
-                        pos: p,
-                        profile: None,
-                    },
-                    anchor,
-                )),
-                _ => None,
-            },
+            Event::SequenceEnd | Event::MappingEnd => stack.pop().map(|frame| {
+                let value = match frame.kind {
+                    FrameKind::Seq(items) => Value::Seq(items),
+                    FrameKind::Map(entries, ..) => Value::Map(entries),
+                };
+                let node = Node {
+                    value,
+                    pos: frame.pos,
+                    span: frame.start..range.end.max(frame.start),
+                    profile: None,
+                };
+                (node, frame.anchor, frame.cost)
+            }),
             _ => None,
         };
-        let Some((node, anchor)) = finished else {
+        let Some((node, anchor, cost)) = finished else {
             continue;
         };
-        if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+        if anchor != 0 && mode == Mode::Config {
+            // The kept copy costs as much as the subtree it copies.
+            budget.keep(cost, pos)?;
+            anchors.insert(anchor, (node.clone(), cost));
         }
-        match stack.last_mut() {
-            None => {
-                root = Some(node);
-                if !in_doc {
-                    break;
-                }
+        let Some(parent) = stack.last_mut() else {
+            roots.push(node);
+            if mode == Mode::Config && !in_doc {
+                break;
             }
-            Some(Frame::Seq(items, ..)) => items.push(node),
-            Some(Frame::Map(entries, _, _, pending, merged)) => match pending.take() {
+            continue;
+        };
+        parent.cost.add(cost);
+        match &mut parent.kind {
+            FrameKind::Seq(items) => items.push(node),
+            FrameKind::Map(entries, pending, merged) => match pending.take() {
                 None => {
                     *pending = Some(Key {
                         name: node.scalar_text().unwrap_or_default().to_string(),
                         pos: node.pos,
                     });
                 }
-                Some(key) => insert_entry(entries, merged, key, node, &mut duplicates),
+                Some(key) if key.name == "<<" && mode == Mode::Config => {
+                    merge_into(entries, merged, node)
+                }
+                Some(key) => {
+                    if let Some((first, _)) = entries.get_entry(&key.name) {
+                        // A key written after a `<<` merge overrides the merged value; only
+                        // real repeats count.
+                        if !merged.remove(&key.name) && mode == Mode::Config {
+                            duplicates.push((key.name.clone(), key.pos, first.pos));
+                        }
+                    }
+                    entries.insert(key, node);
+                }
             },
         }
     }
-    Ok(Parsed {
-        root: root.unwrap_or_else(Node::null),
-        duplicates,
-    })
+    Ok((roots, duplicates))
 }
 
-fn insert_entry(
-    entries: &mut Vec<(Key, Node)>,
-    merged: &mut Vec<String>,
-    key: Key,
-    node: Node,
-    duplicates: &mut Vec<(String, Pos, Pos)>,
-) {
-    // `<<` merge keys (YAML 1.1, supported by yaml.v2): earlier explicit keys win.
-    if key.name == "<<" {
-        let sources: Vec<Node> = match node.value {
-            Value::Seq(items) => items,
-            _ => vec![node],
-        };
-        for src in sources {
-            if let Value::Map(src_entries) = src.value {
-                for (k, v) in src_entries {
-                    if !entries.iter().any(|(e, _)| e.name == k.name) {
-                        merged.push(k.name.clone());
-                        entries.push((k, v));
-                    }
+/// `<<` merge keys (YAML 1.1, supported by yaml.v2): earlier explicit keys win.
+fn merge_into(entries: &mut Map, merged: &mut HashSet<String>, node: Node) {
+    let sources: Vec<Node> = match node.value {
+        Value::Seq(items) => items,
+        _ => vec![node],
+    };
+    for src in sources {
+        if let Value::Map(src_entries) = src.value {
+            for (k, v) in src_entries {
+                if !entries.contains_key(&k.name) {
+                    merged.insert(k.name.clone());
+                    entries.insert(k, v);
                 }
             }
         }
-        return;
-    }
-    if let Some(slot) = entries.iter_mut().find(|(k, _)| k.name == key.name) {
-        // A key written after a `<<` merge overrides the merged value; only real repeats count.
-        if let Some(i) = merged.iter().position(|m| *m == key.name) {
-            merged.remove(i);
-        } else {
-            duplicates.push((key.name.clone(), key.pos, slot.0.pos));
-        }
-        *slot = (key, node);
-    } else {
-        entries.push((key, node));
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -598,7 +733,7 @@ mod tests {
         assert_eq!(image.pos, Pos { line: 4, col: 12 });
         let tags = app.get("tags").unwrap().to_json();
         assert_eq!(tags, serde_json::json!([1, false]));
-        let key = &app.as_map().unwrap()[1].0;
+        let key = app.as_map().unwrap().get_index(1).unwrap().0;
         assert_eq!(
             (key.name.as_str(), key.pos),
             ("tags", Pos { line: 5, col: 5 })
@@ -630,5 +765,71 @@ mod tests {
         assert!(err.pos.line >= 3, "{err:?}");
         let empty = parse("").unwrap();
         assert!(empty.root.is_null());
+    }
+
+    /// `a0: &a0 [lol x10]`, `aN: &aN [*a(N-1) x10]`: 10^levels nodes from a few hundred bytes.
+    pub(crate) fn billion_laughs(levels: usize) -> String {
+        let mut doc = format!("a0: &a0 [{}]\n", ["lol"; 10].join(", "));
+        for n in 1..=levels {
+            let prev = format!("*a{}", n - 1);
+            doc.push_str(&format!("a{n}: &a{n} [{}]\n", vec![prev; 10].join(", ")));
+        }
+        doc
+    }
+
+    #[test]
+    fn billion_laughs_stop_at_the_alias_budget() {
+        let doc = billion_laughs(9);
+        for err in [
+            parse(&doc).map(|_| ()).unwrap_err(),
+            check_budget(&doc).unwrap_err(),
+        ] {
+            assert!(err.over_budget, "{err:?}");
+            assert!(err.message.contains("alias"), "{err}");
+            assert!(err.pos.line > 1, "{err:?}");
+        }
+        let from_serde = from_str::<serde_json::Value>(&doc).unwrap_err();
+        assert!(from_serde.contains("alias"), "{from_serde}");
+        // Modest reuse stays fine.
+        let ok = billion_laughs(2);
+        assert!(parse(&ok).is_ok());
+        assert!(check_budget(&ok).is_ok());
+    }
+
+    #[test]
+    fn one_large_anchor_copied_often_hits_the_node_or_byte_budget() {
+        let big = "x".repeat(1 << 20);
+        let mut doc = format!("a: &a \"{big}\"\nb:\n");
+        for _ in 0..40 {
+            doc.push_str("  - *a\n");
+        }
+        let err = parse(&doc).map(|_| ()).unwrap_err();
+        assert!(err.over_budget && err.message.contains("MiB"), "{err}");
+        assert_eq!(check_budget(&doc).unwrap_err().message, err.message);
+    }
+
+    #[test]
+    fn unexpanded_aliases_keep_their_place() {
+        let docs = parse_documents("a: &x 1\nb: *x\n---\nc: &y [2]\nd: *y\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].get("b").map(|n| &n.value), Some(&Value::Alias));
+        assert_eq!(docs[1].get("d").map(|n| &n.value), Some(&Value::Alias));
+        assert!(parse("c: *y\n").is_err());
+        assert!(parse_documents("c: *y\n").is_err());
+    }
+
+    #[test]
+    fn many_keys_keep_order_and_report_repeats() {
+        let mut doc = String::new();
+        for i in 0..50_000 {
+            doc.push_str(&format!("k{i}: {i}\n"));
+        }
+        doc.push_str("k7: again\n");
+        let p = parse(&doc).unwrap();
+        let map = p.root.as_map().unwrap();
+        assert_eq!(map.len(), 50_000);
+        assert_eq!(map.get_index(49_999).unwrap().0.name, "k49999");
+        assert_eq!(map.get_index(7).unwrap().1.as_str(), Some("again"));
+        assert_eq!(p.duplicates.len(), 1);
     }
 }

@@ -1,145 +1,23 @@
-//! YAML as text with positions: a node tree carrying the byte span of every scalar, and the edit
-//! step that rewrites chosen scalars in place.
+//! The edit step of tag replacement: rewrites chosen scalars of a YAML text in place.
 //!
 //! Tag replacement must leave everything it does not replace byte-for-byte intact (comments,
 //! document separators, key order, indentation, quoting), so it never re-serialises a document:
-//! it parses with `granit-parser` (the event parser under `serde-saphyr`), decides on the tree,
-//! and splices new scalar text into the original string.
+//! it parses into the positioned tree ([`super::parse_documents`]), decides on the tree, and
+//! splices new scalar text into the original string at the nodes' byte spans.
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+use super::ScalarStyle;
 use std::ops::Range;
-
-/// A YAML syntax error with its 1-based position.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {column}: {message}")]
-pub struct YamlSyntaxError {
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-/// One node of a parsed document.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Node {
-    pub kind: NodeKind,
-    /// Byte range in the source (for quoted scalars, including the quotes).
-    pub span: Range<usize>,
-    /// 1-based line of the node's start.
-    pub line: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum NodeKind {
-    Scalar {
-        value: String,
-        style: ScalarStyle,
-    },
-    Map(Vec<(Node, Node)>),
-    Seq(Vec<Node>),
-    /// `*name`: the anchored node is edited where it is defined, never through the alias.
-    Alias,
-}
-
-impl Node {
-    /// The scalar's value, if this is a scalar.
-    pub fn as_str(&self) -> Option<&str> {
-        match &self.kind {
-            NodeKind::Scalar { value, .. } => Some(value),
-            _ => None,
-        }
-    }
-
-    /// The value of `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        match &self.kind {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| k.as_str() == Some(key))
-                .map(|(_, v)| v),
-            _ => None,
-        }
-    }
-}
-
-/// Parses every document of `text` into a node tree (one root per document, empty ones included).
-pub(crate) fn parse_documents(text: &str) -> Result<Vec<Node>, YamlSyntaxError> {
-    let mut builder = Builder::default();
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| YamlSyntaxError {
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            message: e.kind().to_string(),
-        })?;
-        let range = span.byte_range().unwrap_or(0..0);
-        let line = span.start.line();
-        match event {
-            Event::Scalar(value, style, _, _) => builder.push(Node {
-                kind: NodeKind::Scalar {
-                    value: value.into_owned(),
-                    style,
-                },
-                span: range,
-                line,
-            }),
-            Event::Alias(_) | Event::UnresolvedAlias(_) => builder.push(Node {
-                kind: NodeKind::Alias,
-                span: range,
-                line,
-            }),
-            Event::SequenceStart(..) => builder.open(NodeKind::Seq(Vec::new()), range, line),
-            Event::MappingStart(..) => builder.open(NodeKind::Map(Vec::new()), range, line),
-            Event::SequenceEnd | Event::MappingEnd => builder.close(range.end),
-            _ => {}
-        }
-    }
-    Ok(builder.documents)
-}
-
-/// Assembles nodes from the event stream; a mapping collects alternating keys and values.
-#[derive(Default)]
-struct Builder {
-    stack: Vec<(Node, Option<Node>)>,
-    documents: Vec<Node>,
-}
-
-impl Builder {
-    fn open(&mut self, kind: NodeKind, span: Range<usize>, line: usize) {
-        self.stack.push((Node { kind, span, line }, None));
-    }
-
-    fn close(&mut self, end: usize) {
-        if let Some((mut node, _)) = self.stack.pop() {
-            node.span.end = end.max(node.span.start);
-            self.push(node);
-        }
-    }
-
-    fn push(&mut self, node: Node) {
-        let Some((parent, pending_key)) = self.stack.last_mut() else {
-            self.documents.push(node);
-            return;
-        };
-        match &mut parent.kind {
-            NodeKind::Seq(items) => items.push(node),
-            NodeKind::Map(entries) => match pending_key.take() {
-                Some(key) => entries.push((key, node)),
-                None => *pending_key = Some(node),
-            },
-            NodeKind::Scalar { .. } | NodeKind::Alias => {}
-        }
-    }
-}
 
 /// A new value for the scalar at `span`, written in `style` where that is safe.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Edit {
+pub struct Edit {
     pub span: Range<usize>,
     pub style: ScalarStyle,
     pub value: String,
 }
 
 /// Splices the edits into `text`. Edits must not overlap; their order does not matter.
-pub(crate) fn apply_edits(text: &str, edits: &[Edit]) -> String {
+pub fn apply_edits(text: &str, edits: &[Edit]) -> String {
     let mut sorted: Vec<&Edit> = edits.iter().collect();
     sorted.sort_by_key(|e| e.span.start);
     let mut out = String::with_capacity(text.len() + edits.len() * 16);
@@ -158,7 +36,7 @@ pub(crate) fn apply_edits(text: &str, edits: &[Edit]) -> String {
 
 /// The scalar's source text in the original style; a plain scalar that would read back as
 /// something else (a number, `true`, text with `: `) is double-quoted instead.
-pub(crate) fn render_scalar(value: &str, style: ScalarStyle) -> String {
+pub fn render_scalar(value: &str, style: ScalarStyle) -> String {
     match style {
         ScalarStyle::SingleQuoted => format!("'{}'", value.replace('\'', "''")),
         ScalarStyle::Plain if plain_safe(value) => value.to_owned(),
@@ -205,6 +83,7 @@ fn plain_safe(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::yaml::{Node, parse_documents};
 
     #[test]
     fn spans_cover_scalars_with_quotes() {
@@ -215,15 +94,15 @@ mod tests {
         assert_eq!(&text[a.span.clone()], "'x'");
         let b = docs[0].get("b").expect("b");
         assert_eq!(&text[b.span.clone()], "\"y\"");
-        assert_eq!(docs[1].as_str(), Some("~"));
+        assert!(docs[1].is_null());
         assert_eq!(docs[2].get("f").and_then(Node::as_str), Some("g"));
-        assert_eq!(docs[2].get("f").map(|n| n.line), Some(7));
+        assert_eq!(docs[2].get("f").map(|n| n.pos.line), Some(7));
     }
 
     #[test]
     fn syntax_error_has_position() {
         let err = parse_documents("a: [b\nc: d\n").expect_err("unclosed flow sequence");
-        assert!(err.line >= 1, "{err}");
+        assert!(err.pos.line >= 1, "{err}");
     }
 
     #[test]
