@@ -318,3 +318,34 @@ pub fn print_error(color: bool, message: &str, hints: &[String]) {
         let _ = writeln!(err, "{} {}", paint(color, "36", "hint:"), escape_lines(h));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_makes_control_characters_visible() {
+        let cases = [
+            ("plain name.txt", "plain name.txt"),
+            ("tab\there", "tab\there"),
+            ("new\nline", "new\\nline"),
+            ("\x1b[31mred\x1b[0m", "\\e[31mred\\e[0m"),
+            ("cr\rbell\x07del\x7f", "cr\\rbell\\x07del\\x7f"),
+            ("c1\u{9b}31m", "c1\\x9b31m"),
+            ("bidi\u{202e}txt.exe", "bidi\\u{202e}txt.exe"),
+            ("ünïcödé ok", "ünïcödé ok"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(escape(raw), want, "{raw:?}");
+        }
+        assert!(matches!(escape("clean"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(escape_lines("a\x1b\nb"), "a\\e\nb");
+    }
+
+    #[test]
+    fn no_colour_without_a_terminal_or_with_no_color() {
+        // Test processes have no terminal on stderr.
+        assert!(!UiOptions::detect(false, false, false, false).color);
+        assert_eq!(paint(false, "31", "x"), "x");
+    }
+}

@@ -230,4 +230,25 @@ mod tests {
         };
         insta::assert_snapshot!(render(&report));
     }
+
+    #[test]
+    fn push_only_runs_are_counted_and_keys_are_escaped() {
+        let report = BuildReport {
+            images: vec![
+                img("api", Status::Pushed, "tag missing in the registry"),
+                img("we\x1b[31mb\nx", Status::Skipped, "skip (no change)"),
+            ],
+            duration_ms: 2500,
+            success: true,
+            interrupted: false,
+        };
+        let text = render(&report);
+        assert!(
+            text.ends_with("0 built, 1 pushed, 1 skipped, 0 failed in 2.5s\n"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'), "{text}");
+        assert!(text.contains("we\\e[31mb\\nx"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
+    }
 }

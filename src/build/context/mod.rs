@@ -533,6 +533,29 @@ mod tests {
     }
 
     #[test]
+    fn cancel_stops_the_walk_and_the_hashing_of_a_huge_file() {
+        let (_dir, ctx, cache) = project();
+        // 16 GiB, sparse: minutes to hash, nothing on disk.
+        let big = fs::File::create(ctx.join("big.img")).unwrap();
+        big.set_len(16 << 30).unwrap();
+        drop(big);
+        let stop = CancellationToken::new();
+        let canceller = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                stop.cancel();
+            })
+        };
+        let result = scan_context_until(&ctx, &ctx.join("Dockerfile"), &cache, &stop);
+        canceller.join().unwrap();
+        assert!(matches!(result, Err(ContextError::Cancelled)), "{result:?}");
+        // Already cancelled: the walk does not list anything.
+        let err = walk::walk_until(&ctx, &IgnoreRules::default(), &stop).unwrap_err();
+        assert!(matches!(err, ContextError::Cancelled), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
