@@ -94,3 +94,28 @@ impl ImageLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_that_is_a_symlink_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "precious").unwrap();
+        let logs = dir.path().join(".devspace/logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::os::unix::fs::symlink(&victim, logs.join("a.log")).unwrap();
+        let mut log = ImageLog::create(&logs, "a");
+        log.open();
+        log.line("Step 1/2 : FROM busybox");
+        log.flush();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::read_to_string(logs.join("a.log")).unwrap(),
+            "Step 1/2 : FROM busybox\n"
+        );
+        assert_eq!(log.path(), Some(logs.join("a.log").as_path()));
+    }
+}
