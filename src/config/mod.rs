@@ -13,6 +13,7 @@ pub mod predefined;
 pub mod profiles;
 pub mod schema;
 pub mod upgrade;
+pub mod v2;
 pub mod vars;
 pub mod yaml;
 
@@ -143,6 +144,10 @@ pub fn load_with<'a>(
         at: Location::new(&path, &src, e.pos, None),
         message: e.message,
     })?;
+    // DevSpace 6 files have their own front end (`v2`), into the same model.
+    if parsed.root.get("version").and_then(Node::as_str) == Some(v2::VERSION) {
+        return v2::load(opts, env, asker, path, root, src, parsed);
+    }
     let mut doc = parsed.root;
     let version = declared_version(&doc, &path, &src)?;
     if let Some((key, pos, first)) = parsed.duplicates.first() {
