@@ -6,6 +6,7 @@
 
 mod support;
 
+use base64::Engine as _;
 use devspace::config::{self, LoadOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -649,7 +650,13 @@ impl Example {
         }
         let home = tempfile::tempdir().expect("home");
         std::fs::create_dir_all(home.path().join(".docker")).expect("docker dir");
-        std::fs::write(home.path().join(".docker/config.json"), "{}").expect("config.json");
+        // Test-only credentials for the plain registry (which ignores them): the pull secret.
+        let auth = base64::engine::general_purpose::STANDARD.encode("devspace:devspace-test");
+        std::fs::write(
+            home.path().join(".docker/config.json"),
+            serde_json::json!({"auths": {"127.0.0.1:5000": {"auth": auth}}}).to_string(),
+        )
+        .expect("config.json");
         let stand_ins = StandIns::new();
         stand_ins.install("helm", HELM_COPYING_VALUES);
         Example {
@@ -779,6 +786,24 @@ fn example_builds_skips_renders_and_deploys() {
     );
     assert_eq!(values["image"]["tag"], Value::from("dev"));
 
+    // ensure_pull_secrets: DevSpace 6's one secret, added to the default ServiceAccount.
+    let secret = fake
+        .get("v1", "Secret", fake.namespace(), "devspace-pull-secrets")
+        .unwrap_or_else(|| panic!("no pull secret\n{}", deployed.describe()));
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().expect("data"))
+        .expect("base64");
+    let doc: Value = serde_json::from_slice(&data).expect("json");
+    assert!(doc["auths"]["127.0.0.1:5000"]["auth"].is_string(), "{doc}");
+    let sa = fake
+        .get("v1", "ServiceAccount", fake.namespace(), "default")
+        .expect("default service account");
+    assert_eq!(
+        sa["imagePullSecrets"][0]["name"], "devspace-pull-secrets",
+        "{sa}"
+    );
+
     // A pipeline of its own, with the production profile (merge of Helm values).
     let release = ex.run(
         Some(&fake),
@@ -822,4 +847,28 @@ fn unsupported_pipeline_commands_stop_before_anything_runs() {
     let out = ex.run(None, &["run-pipeline", "nope"]);
     out.assert_code(3);
     out.assert_stderr_contains("pipeline `nope` is not defined");
+}
+
+#[test]
+fn custom_command_gets_runtime_variables_and_the_devspace6_default_tag() {
+    let p = write_project(&[(
+        "devspace.yaml",
+        "version: v2beta1\nname: custom\nimages:\n  tool:\n    image: 127.0.0.1:5000/v6-custom/tool\n    custom:\n      command: echo \"${runtime.images.tool.image}:${runtime.images.tool.tag}\" > built.txt\n",
+    )]);
+    let home = tempfile::tempdir().expect("home");
+    let out = Devspace::new()
+        .current_dir(p.path())
+        .home(home.path())
+        .arg("build")
+        .run();
+    out.assert_success();
+    let built = p.read("built.txt");
+    let tag = built
+        .trim()
+        .strip_prefix("127.0.0.1:5000/v6-custom/tool:")
+        .unwrap_or_else(|| panic!("{built}"));
+    assert_eq!(tag.len(), 7, "{tag}");
+    assert!(tag.bytes().all(|b| b.is_ascii_alphabetic()), "{tag}");
+    let cache = p.read(".devspace/cache.yaml");
+    assert!(cache.contains(&format!("tag: {tag}")), "{cache}");
 }
