@@ -11,12 +11,10 @@ use crate::config::{self, Loaded};
 use crate::deploy::{ImageTable, format_rendered, render};
 use crate::exit::ExitCode;
 use crate::kube::client::KubeClient;
-use crate::kube::pull_secrets::{PullSecretOptions, PullSecretPlan, ensure_pull_secrets};
 use crate::kube::pull_secrets_v6;
 use crate::pipeline_script::{
     Actions, BuildStep, CliDefaults, DeployStep, PipelineError, Runner, StepError, prepare,
 };
-use crate::registry::credentials::DockerConfig;
 use crate::ui::print_error;
 use std::io::Write;
 use tokio_util::sync::CancellationToken;
@@ -85,7 +83,16 @@ pub fn run(
     use_digests: bool,
 ) -> ExitCode {
     super::common::run_with_config(global, async |loaded, cancel| {
-        let pipeline = match prepare(loaded.config.other.get("pipelines"), name) {
+        let dependencies: Vec<String> = loaded
+            .config
+            .other
+            .get("dependencies")
+            .and_then(|d| d.as_object())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let pipeline = match prepare(loaded.config.other.get("pipelines"), name)
+            .and_then(|p| p.check_dependencies(&dependencies).map(|()| p))
+        {
             Ok(p) => p,
             Err(e) => return report(&e),
         };
@@ -145,6 +152,38 @@ fn report(e: &PipelineError) -> ExitCode {
         130 => ExitCode::Interrupted,
         _ => ExitCode::Failure,
     }
+}
+
+/// `ensure_pull_secrets` of a DevSpace 6 config (also used by `devspace dev`), printing one
+/// line per secret and ServiceAccount; failures only warn, as in DevSpace.
+pub async fn ensure_v6_pull_secrets(
+    loaded: &Loaded,
+    client: &KubeClient,
+    names: &[String],
+    silent: bool,
+) -> Result<(), String> {
+    let (reports, skipped) =
+        pull_secrets_v6::ensure(client, loaded.config.other.get("pullSecrets"), names).await?;
+    for (name, why) in &skipped {
+        eprintln!("warning: pull secret {name}: {why}");
+    }
+    for report in &reports {
+        for s in &report.secrets {
+            match &s.result {
+                Ok(_) if !silent => eprintln!("{s}"),
+                Ok(_) => {}
+                Err(_) => eprintln!("warning: {s}"),
+            }
+        }
+        for s in &report.service_accounts {
+            match &s.result {
+                Ok(_) if !silent => eprintln!("{s}"),
+                Ok(_) => {}
+                Err(_) => eprintln!("warning: {s}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Glue<'a> {
@@ -258,54 +297,10 @@ impl Actions for Glue<'_> {
             return Ok(());
         }
         let client = self.client().await?;
-        let docker = tokio::task::spawn_blocking(DockerConfig::load)
+        let silent = self.deploy.ui.silent;
+        ensure_v6_pull_secrets(self.loaded, &client, &names, silent)
             .await
-            .ok()
-            .and_then(Result::ok);
-        let stored = |r: &crate::registry::reference::Registry| {
-            docker.as_ref().and_then(|d| d.resolve(r).ok().flatten())
-        };
-        let plan = pull_secrets_v6::plan(
-            self.loaded.config.other.get("pullSecrets"),
-            &names,
-            client.namespace(),
-            &stored,
-        )
-        .map_err(|m| step_err(m, ExitCode::Config))?;
-        for (name, why) in &plan.skipped {
-            eprintln!("warning: pull secret {name}: {why}");
-        }
-        if let Err(e) = client.ensure_namespace(client.namespace()).await {
-            eprintln!("warning: namespace {}: {e}", client.namespace());
-        }
-        for planned in plan.secrets {
-            for sa in &planned.service_accounts {
-                let one = PullSecretPlan {
-                    secrets: vec![planned.secret.clone()],
-                    skipped: Vec::new(),
-                };
-                let options = PullSecretOptions {
-                    service_account: sa.clone(),
-                    ..Default::default()
-                };
-                let report = ensure_pull_secrets(&client, &one, &options).await;
-                for s in &report.secrets {
-                    match &s.result {
-                        Ok(_) if !self.deploy.ui.silent => eprintln!("{s}"),
-                        Ok(_) => {}
-                        Err(_) => eprintln!("warning: {s}"),
-                    }
-                }
-                for s in &report.service_accounts {
-                    match &s.result {
-                        Ok(_) if !self.deploy.ui.silent => eprintln!("{s}"),
-                        Ok(_) => {}
-                        Err(_) => eprintln!("warning: {s}"),
-                    }
-                }
-            }
-        }
-        Ok(())
+            .map_err(|m| step_err(m, ExitCode::Config))
     }
 
     async fn create_deployments(&mut self, step: DeployStep) -> Result<(), StepError> {

@@ -7,8 +7,12 @@
 //! ServiceAccounts (default `default`). Pure planning; [`super::pull_secrets::ensure_pull_secrets`]
 //! applies the plan.
 
-use super::pull_secrets::{PlannedPullSecret, docker_config_json};
-use crate::registry::credentials::Credential;
+use super::KubeClient;
+use super::pull_secrets::{
+    PlannedPullSecret, PullSecretOptions, PullSecretPlan, PullSecretReport, docker_config_json,
+    ensure_pull_secrets,
+};
+use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::Registry;
 use serde_json::Value as J;
 
@@ -116,6 +120,42 @@ pub fn plan(
         });
     }
     Ok(out)
+}
+
+/// `ensure_pull_secrets <names>` against `client`'s namespace: plans with the local Docker
+/// credentials and applies every secret and ServiceAccount. Returns what was done per secret
+/// and ServiceAccount, and the entries skipped (no credentials); a bad entry is an error.
+pub async fn ensure(
+    client: &KubeClient,
+    pull_secrets: Option<&J>,
+    names: &[String],
+) -> Result<(Vec<PullSecretReport>, Vec<(String, String)>), String> {
+    let docker = tokio::task::spawn_blocking(DockerConfig::load)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let stored = |r: &Registry| docker.as_ref().and_then(|d| d.resolve(r).ok().flatten());
+    let plan = plan(pull_secrets, names, client.namespace(), &stored)?;
+    if !plan.secrets.is_empty()
+        && let Err(e) = client.ensure_namespace(client.namespace()).await
+    {
+        tracing::warn!("namespace {}: {e}", client.namespace());
+    }
+    let mut reports = Vec::new();
+    for planned in plan.secrets {
+        for sa in &planned.service_accounts {
+            let one = PullSecretPlan {
+                secrets: vec![planned.secret.clone()],
+                skipped: Vec::new(),
+            };
+            let options = PullSecretOptions {
+                service_account: sa.clone(),
+                ..Default::default()
+            };
+            reports.push(ensure_pull_secrets(client, &one, &options).await);
+        }
+    }
+    Ok((reports, plan.skipped))
 }
 
 #[cfg(test)]

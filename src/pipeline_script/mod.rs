@@ -290,6 +290,48 @@ pub fn prepare(
     })
 }
 
+impl Pipeline {
+    /// Refuses, before anything runs, a pipeline that would run dependencies when the config
+    /// defines some (this tool does not run other projects; without dependencies
+    /// `run_dependencies` is a no-op). Built-in pipelines called by `run_default_pipeline`
+    /// count too.
+    pub fn check_dependencies(&self, dependencies: &[String]) -> Result<(), PipelineError> {
+        if dependencies.is_empty() {
+            return Ok(());
+        }
+        let mut found = None;
+        self.script.visit(&mut |cmd| {
+            if found.is_some() {
+                return;
+            }
+            let name = cmd.words.first().and_then(literal).unwrap_or_default();
+            let nested = (name == "run_default_pipeline")
+                .then(|| cmd.words.get(1).and_then(literal))
+                .flatten()
+                .and_then(|t| default_script(&t))
+                .is_some_and(|s| s.contains("run_dependencies"));
+            if matches!(
+                name.as_str(),
+                "run_dependencies" | "run_dependency_pipelines"
+            ) || nested
+            {
+                found = Some(cmd.line);
+            }
+        });
+        match found {
+            Some(line) => Err(PipelineError::Unsupported {
+                pipeline: self.name.clone(),
+                line,
+                message: format!(
+                    "`run_dependencies` would run the dependencies {} of this config, which this tool does not support; nothing was run",
+                    dependencies.join(", ")
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Script {
     /// Every command is one we run, with flags we understand; `run_default_pipeline` targets
     /// are checked too.

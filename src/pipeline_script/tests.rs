@@ -301,3 +301,28 @@ fn missing_or_empty_pipelines_use_the_defaults() {
     assert!(prepare(None, "deploy").is_ok());
     assert!(prepare(None, "build").is_ok());
 }
+
+#[test]
+fn dependencies_are_refused_only_when_the_config_has_some() {
+    let deps = vec!["api".to_string()];
+    let deploy = prepare(None, "deploy").unwrap();
+    assert_eq!(deploy.check_dependencies(&[]), Ok(()));
+    let err = deploy.check_dependencies(&deps).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "pipeline `deploy` line 1: `run_dependencies` would run the dependencies api"
+        ),
+        "{err}"
+    );
+    let p =
+        serde_json::json!({"x": "echo a\nrun_default_pipeline build", "y": "build_images --all"});
+    let err = prepare(Some(&p), "x")
+        .unwrap()
+        .check_dependencies(&deps)
+        .unwrap_err();
+    assert!(err.to_string().contains("line 2"), "{err}");
+    assert_eq!(
+        prepare(Some(&p), "y").unwrap().check_dependencies(&deps),
+        Ok(())
+    );
+}
