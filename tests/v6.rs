@@ -872,3 +872,22 @@ fn custom_command_gets_runtime_variables_and_the_devspace6_default_tag() {
     let cache = p.read(".devspace/cache.yaml");
     assert!(cache.contains(&format!("tag: {tag}")), "{cache}");
 }
+
+#[test]
+fn answers_come_from_devspace6_cache_file() {
+    let p = write_project(&[
+        (
+            "devspace.yaml",
+            "version: v2beta1\nname: cached\nvars:\n  ASKED:\n    question: which?\nimages:\n  app:\n    image: ghcr.io/acme/${ASKED}\n",
+        ),
+        (".devspace/cache.yaml", "vars:\n  ASKED: remembered\n"),
+    ]);
+    let out = devspace_in(p.path(), &["print", "--images"]);
+    out.assert_success();
+    out.assert_stdout_contains("ghcr.io/acme/remembered");
+
+    std::fs::remove_file(p.join(".devspace/cache.yaml")).expect("rm");
+    let out = devspace_in(p.path(), &["print"]);
+    out.assert_code(3);
+    out.assert_stderr_contains("variable `ASKED` is not defined");
+}

@@ -26,15 +26,7 @@ pub fn is_v2(global: &GlobalArgs) -> bool {
         return false;
     };
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let Ok(path) = config::find_config(&opts, home.as_deref()) else {
-        return false;
-    };
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return false;
-    };
-    config::yaml::parse(&text).is_ok_and(|p| {
-        p.root.get("version").and_then(config::yaml::Node::as_str) == Some(config::v2::VERSION)
-    })
+    config::find_config(&opts, home.as_deref()).is_ok_and(|p| config::v2::is_v2_file(&p))
 }
 
 /// Whether the v2beta1 config defines its own non-empty pipeline `name` (read raw).

@@ -76,9 +76,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 }
 
 /// Variable answers remembered by earlier runs: `vars:` of `<root>/.devspace/generated.yaml`
-/// (empty when the file is missing or unreadable; it is a cache, never an error).
+/// and of DevSpace 6's `cache.yaml` (empty when missing or unreadable; it is a cache, never an
+/// error).
 pub fn read_cached_vars(root: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = std::fs::read_to_string(root.join(".devspace/generated.yaml")) else {
+    let mut vars = read_cached_vars_in(&root.join(".devspace/cache.yaml"));
+    vars.extend(read_cached_vars_in(&root.join(".devspace/generated.yaml")));
+    vars
+}
+
+fn read_cached_vars_in(path: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
         return BTreeMap::new();
     };
     let Ok(parsed) = yaml::parse(&text) else {

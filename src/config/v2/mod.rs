@@ -31,6 +31,15 @@ use std::sync::Arc;
 /// The version string of DevSpace 6 configs.
 pub const VERSION: &str = "v2beta1";
 
+/// Whether the file at `path` declares `version: v2beta1` (read and parsed, nothing resolved;
+/// `false` when it cannot be read or parsed).
+pub fn is_v2_file(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| yaml::parse(&text).ok())
+        .is_some_and(|p| p.root.get("version").and_then(Node::as_str) == Some(VERSION))
+}
+
 /// Top-level sections of a v2beta1 file this tool keeps (for `print`) but does not run.
 pub const NOT_RUN: [&str; 7] = [
     "dev",
