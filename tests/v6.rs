@@ -474,24 +474,27 @@ fn convert_round_trips_through_the_v2_loader() {
         let (doc, _) = config::v2::convert::to_v2(&v1.config, &v1.source.root);
         let text = serde_saphyr::to_string(&doc).expect("yaml");
         assert!(text.starts_with("version: v2beta1\n"), "{text}");
-        // Loaded from the same directory, so relative paths mean the same files.
-        let converted = root.join(format!(".convert-{}.yaml", std::process::id()));
+        // Loaded from another directory (never write into the fixtures): paths compare
+        // relative to each config's root.
+        let tmp = tempfile::tempdir().expect("tmp");
+        let converted = tmp.path().join("devspace.yaml");
         std::fs::write(&converted, &text).expect("write");
         let v2_opts = LoadOptions {
             config_path: Some(converted.clone()),
-            cwd: root.clone(),
+            cwd: tmp.path().to_path_buf(),
             ..Default::default()
         };
-        let loaded = config::load_with(&v2_opts, &env, None);
-        let _ = std::fs::remove_file(&converted);
-        let v2 = loaded.unwrap_or_else(|e| panic!("{}: {e}\n{text}", src.display()));
+        let v2 = config::load_with(&v2_opts, &env, None)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", src.display()));
+        let (r1, r2) = (v1.source.root.clone(), v2.source.root.clone());
+        let rel = |p: &Path, root: &Path| p.strip_prefix(root).unwrap_or(p).to_path_buf();
         assert_eq!(v2.config.images.len(), v1.config.images.len(), "{text}");
         for ((k1, a), (k2, b)) in v1.config.images.iter().zip(&v2.config.images) {
             assert_eq!(config::v2::convert_name(k1), *k2);
             assert_eq!(a.image, b.image, "{k1}");
             assert_eq!(a.tags, b.tags, "{k1}");
-            assert_eq!(a.dockerfile, b.dockerfile, "{k1}");
-            assert_eq!(a.context, b.context, "{k1}");
+            assert_eq!(rel(&a.dockerfile, &r1), rel(&b.dockerfile, &r2), "{k1}");
+            assert_eq!(rel(&a.context, &r1), rel(&b.context, &r2), "{k1}");
             if a.builder_kind() == config::BuilderKind::Disabled {
                 // DevSpace 6 has no disabled images: it is kept but left out of `build_images`.
                 let deploy = doc["pipelines"]["deploy"]["run"]
@@ -515,15 +518,15 @@ fn convert_round_trips_through_the_v2_loader() {
         assert_eq!(names(&v1.config), names(&v2.config));
         for (a, b) in v1.config.deployments.iter().zip(&v2.config.deployments) {
             // DevSpace 6 deletes `*` from manifest paths (`k8s/**` → the directory `k8s/`).
-            let v6_paths = |k: &config::KubectlDeployment| -> Vec<String> {
+            let v6_paths = |k: &config::KubectlDeployment, root: &Path| -> Vec<PathBuf> {
                 k.manifests
                     .iter()
-                    .map(|m| m.replace('*', "").trim_end_matches('/').to_string())
+                    .map(|m| rel(Path::new(m.replace('*', "").trim_end_matches('/')), root))
                     .collect()
             };
             assert_eq!(
-                a.kubectl.as_ref().map(v6_paths),
-                b.kubectl.as_ref().map(v6_paths)
+                a.kubectl.as_ref().map(|k| v6_paths(k, &r1)),
+                b.kubectl.as_ref().map(|k| v6_paths(k, &r2))
             );
             assert_eq!(
                 a.helm.as_ref().map(|h| &h.values),
@@ -890,4 +893,46 @@ fn answers_come_from_devspace6_cache_file() {
     let out = devspace_in(p.path(), &["print"]);
     out.assert_code(3);
     out.assert_stderr_contains("variable `ASKED` is not defined");
+}
+
+/// Every v1 corpus file that loads without flags converts to v2beta1 that loads again with the
+/// same image keys.
+#[test]
+fn every_loadable_v1_corpus_file_converts_to_a_loadable_v2_config() {
+    let dir = fixtures().join("corpus/v1");
+    let env = |k: &str| (k == "HOME").then(|| "/nonexistent-home".to_string());
+    let mut converted = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus/v1") {
+        let src = entry.expect("entry").path();
+        let opts = LoadOptions {
+            config_path: Some(src.clone()),
+            cwd: dir.clone(),
+            ..Default::default()
+        };
+        let Ok(v1) = config::load_with(&opts, &env, None) else {
+            continue; // needs vars or a profile (covered by tests/config.rs)
+        };
+        let (doc, _) = config::v2::convert::to_v2(&v1.config, &v1.source.root);
+        let text = serde_saphyr::to_string(&doc).expect("yaml");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let out = tmp.path().join("devspace.yaml");
+        std::fs::write(&out, &text).expect("write");
+        let v2_opts = LoadOptions {
+            config_path: Some(out.clone()),
+            cwd: tmp.path().to_path_buf(),
+            ..Default::default()
+        };
+        let v2 = config::load_with(&v2_opts, &env, None)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", src.display()));
+        let keys: Vec<String> = v1
+            .config
+            .images
+            .keys()
+            .map(|k| config::v2::convert_name(k))
+            .collect();
+        let got: Vec<String> = v2.config.images.keys().cloned().collect();
+        assert_eq!(got, keys, "{}", src.display());
+        converted += 1;
+    }
+    assert!(converted >= 20, "{converted}");
 }
