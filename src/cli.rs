@@ -132,11 +132,27 @@ pub enum Command {
         #[arg(long)]
         use_digests: bool,
     },
+    /// Run a pipeline of a DevSpace 6 (v2beta1) config (its own or a built-in one).
+    RunPipeline {
+        /// The pipeline (`build`, `deploy`, or one under `pipelines:`).
+        name: String,
+        #[command(flatten)]
+        build: BuildArgs,
+        /// Do not build images (`build_images` does nothing).
+        #[arg(long, conflicts_with = "force_build")]
+        skip_build: bool,
+        /// Write image references as name:tag@digest when the digest is known.
+        #[arg(long)]
+        use_digests: bool,
+    },
     /// Print the resolved config (after profiles and vars).
     Print {
         /// Print a table of the images instead.
         #[arg(long)]
         images: bool,
+        /// Print the DevSpace 6 (`version: v2beta1`) equivalent of the config.
+        #[arg(long, conflicts_with = "images")]
+        convert: bool,
     },
     /// Verify and store registry credentials, like `docker login`.
     Login {

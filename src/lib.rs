@@ -13,6 +13,7 @@ pub mod dev;
 pub mod exit;
 pub mod kube;
 pub mod pipeline;
+pub mod pipeline_script;
 pub mod registry;
 pub mod safe_fs;
 pub mod signals;

@@ -28,6 +28,8 @@ use std::sync::Mutex;
 
 /// The DevSpace cache file, relative to `.devspace/`.
 pub const GENERATED_FILE: &str = "generated.yaml";
+/// DevSpace 6's cache file (`images.<key>`, not per profile), relative to `.devspace/`.
+pub const CACHE_FILE_V6: &str = "cache.yaml";
 const LOCK_FILE: &str = ".lock";
 const RECORDS_DIR: &str = "images";
 const RECORD_VERSION: u32 = 1;
@@ -149,6 +151,8 @@ impl PendingEntry {
 #[derive(Debug)]
 pub struct Cache {
     dir: PathBuf,
+    /// DevSpace 6 layout: `cache.yaml` with `images.<key>` for every profile.
+    devspace6: bool,
     snapshot: Mutex<Map<String, Value>>,
     warnings: Mutex<Vec<String>>,
 }
@@ -156,7 +160,14 @@ pub struct Cache {
 impl Cache {
     /// Reads `<project_root>/.devspace/generated.yaml` (missing → empty). Never fails.
     pub fn open(project_root: &Path) -> Self {
+        Self::open_for(project_root, false)
+    }
+
+    /// [`Cache::open`] in DevSpace 6's layout (`.devspace/cache.yaml`, `images.<key>`, the
+    /// same entry for every profile) when `devspace6`.
+    pub fn open_for(project_root: &Path, devspace6: bool) -> Self {
         let cache = Self {
+            devspace6,
             dir: project_root.join(".devspace"),
             snapshot: Mutex::new(Map::new()),
             warnings: Mutex::new(Vec::new()),
@@ -222,12 +233,12 @@ impl Cache {
     pub fn cached(&self, profile: &str, key: &str) -> Option<CachedImage> {
         let entry = {
             let snapshot = lock(&self.snapshot);
-            let value = snapshot
-                .get("profiles")?
-                .get(profile)?
-                .get("images")?
-                .get(key)?
-                .clone();
+            let images = if self.devspace6 {
+                snapshot.get("images")?
+            } else {
+                snapshot.get("profiles")?.get(profile)?.get("images")?
+            };
+            let value = images.get(key)?.clone();
             drop(snapshot);
             match serde_json::from_value::<GeneratedImage>(value) {
                 Ok(entry) => entry,
@@ -300,7 +311,7 @@ impl Cache {
         // Record first: a record newer than its entry is stale (ignored), never misleading.
         self.write_record(&profile, &key, &record, files)?;
         self.update_generated_locked(|generated| {
-            let images = object_at(generated, &["profiles", &profile, "images"]);
+            let images = object_at(generated, &self.images_path(&profile));
             let slot = images
                 .entry(key.clone())
                 .or_insert_with(|| Value::Object(Map::new()));
@@ -334,7 +345,7 @@ impl Cache {
         let _guard = self.lock_dir()?;
         let mut removed = Vec::new();
         self.update_generated_locked(|generated| {
-            let images = object_at(generated, &["profiles", profile, "images"]);
+            let images = object_at(generated, &self.images_path(profile));
             images.retain(|key, _| {
                 let kept = keep.contains(&key.as_str());
                 if !kept {
@@ -354,14 +365,36 @@ impl Cache {
         Ok(removed)
     }
 
+    fn file_name(&self) -> &'static str {
+        if self.devspace6 {
+            CACHE_FILE_V6
+        } else {
+            GENERATED_FILE
+        }
+    }
+
     fn generated_path(&self) -> PathBuf {
-        self.dir.join(GENERATED_FILE)
+        self.dir.join(self.file_name())
+    }
+
+    /// Where the image entries live in the file.
+    fn images_path<'p>(&self, profile: &'p str) -> Vec<&'p str> {
+        if self.devspace6 {
+            vec!["images"]
+        } else {
+            vec!["profiles", profile, "images"]
+        }
     }
 
     fn record_path(&self, profile: &str, key: &str) -> PathBuf {
+        let bucket = if self.devspace6 {
+            "v6".to_string()
+        } else {
+            format!("p-{}", encode_name(profile))
+        };
         self.dir
             .join(RECORDS_DIR)
-            .join(format!("p-{}", encode_name(profile)))
+            .join(bucket)
             .join(format!("{}.rec", encode_name(key)))
     }
 
@@ -400,7 +433,7 @@ impl Cache {
             path.display()
         );
         if keep_corrupt {
-            let backup = self.dir.join(format!("{GENERATED_FILE}.corrupt"));
+            let backup = self.dir.join(format!("{}.corrupt", self.file_name()));
             if fs::rename(&path, &backup).is_ok() {
                 message.push_str(&format!("; kept as {}", backup.display()));
             }

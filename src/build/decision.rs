@@ -217,6 +217,29 @@ pub struct DecisionInputs {
     /// Whether this run pushes the image (no `--skip-push`, no `skipPush`, not a local cluster).
     pub push: bool,
     pub builder: BuilderInputs,
+    /// `rebuildStrategy` (v1beta10+ and DevSpace 6): `always` rebuilds every run,
+    /// `ignoreContextChanges` leaves build-context files out of the decision.
+    pub strategy: RebuildStrategy,
+}
+
+/// `images.*.rebuildStrategy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RebuildStrategy {
+    #[default]
+    Default,
+    Always,
+    IgnoreContextChanges,
+}
+
+impl RebuildStrategy {
+    /// From the config value (`""`/`default`/unknown → default).
+    pub fn from_config(value: Option<&str>) -> Self {
+        match value {
+            Some("always") => RebuildStrategy::Always,
+            Some("ignoreContextChanges") => RebuildStrategy::IgnoreContextChanges,
+            _ => RebuildStrategy::Default,
+        }
+    }
 }
 
 impl DecisionInputs {
@@ -234,6 +257,7 @@ impl DecisionInputs {
             image_config_fields,
             push,
             builder,
+            strategy: RebuildStrategy::from_config(config.rebuild_strategy.as_deref()),
         }
     }
 }
@@ -325,6 +349,8 @@ pub enum Reason {
     MissingInRegistry,
     /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
     NotPushedYet,
+    /// `rebuild: rebuildStrategy always`
+    RebuildAlways,
 }
 
 impl Reason {
@@ -343,6 +369,7 @@ impl Reason {
             Reason::MissingInDaemon => "missing-in-daemon",
             Reason::MissingInRegistry => "missing-in-registry",
             Reason::NotPushedYet => "not-pushed-yet",
+            Reason::RebuildAlways => "rebuild-strategy-always",
         }
     }
 }
@@ -388,6 +415,7 @@ impl fmt::Display for Reason {
             Reason::MissingInDaemon => f.write_str("rebuild: image missing in local daemon"),
             Reason::MissingInRegistry => f.write_str("rebuild: image missing in registry"),
             Reason::NotPushedYet => f.write_str("push: not pushed yet"),
+            Reason::RebuildAlways => f.write_str("rebuild: rebuildStrategy always"),
         }
     }
 }
@@ -401,6 +429,9 @@ impl fmt::Display for Reason {
 pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool) -> Decision {
     if force {
         return Decision::rebuild(Reason::ForceBuild);
+    }
+    if inputs.strategy == RebuildStrategy::Always {
+        return Decision::rebuild(Reason::RebuildAlways);
     }
     let Some(cached) = cached.filter(|c| c.entry.tag.as_deref().is_some_and(|t| !t.is_empty()))
     else {
@@ -439,7 +470,9 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             (&entry.custom_files_hash, on_change)
         }
     };
-    if cached_files_hash.as_deref() != Some(files.hash.as_str()) {
+    let ignore_files = inputs.strategy == RebuildStrategy::IgnoreContextChanges
+        && matches!(inputs.builder, BuilderInputs::Dockerfile { .. });
+    if !ignore_files && cached_files_hash.as_deref() != Some(files.hash.as_str()) {
         let changed = cached
             .record
             .as_ref()
@@ -769,6 +802,40 @@ mod tests {
                 files: inputs.builder.files().map(|f| f.files().clone()),
             }),
         }
+    }
+
+    #[test]
+    fn rebuild_strategy_is_honoured() {
+        let mut always = config();
+        always.rebuild_strategy = Some("always".into());
+        let inputs = docker_inputs(&always, DOCKERFILE, None, CONTEXT, true);
+        let built = recorded(&inputs, true);
+        assert_eq!(
+            decide(&inputs, Some(&built), false).to_string(),
+            "rebuild: rebuildStrategy always"
+        );
+
+        let mut ignore = config();
+        ignore.rebuild_strategy = Some("ignoreContextChanges".into());
+        let inputs = docker_inputs(&ignore, DOCKERFILE, None, CONTEXT, true);
+        let built = recorded(&inputs, true);
+        let edited: &[(&str, &str)] = &[("Dockerfile", "d0"), ("src/a.rs", "a1")];
+        let changed = docker_inputs(&ignore, DOCKERFILE, None, edited, true);
+        assert_eq!(
+            decide(&changed, Some(&built), false).to_string(),
+            "skip (no change)"
+        );
+        // The Dockerfile still counts.
+        let dockerfile = docker_inputs(&ignore, "FROM busybox\n", None, CONTEXT, true);
+        assert_eq!(
+            decide(&dockerfile, Some(&built), false).to_string(),
+            "rebuild: Dockerfile changed"
+        );
+        // Without a strategy the same edit rebuilds.
+        let base = docker_inputs(&config(), DOCKERFILE, None, CONTEXT, true);
+        let base_built = recorded(&base, true);
+        let edited_base = docker_inputs(&config(), DOCKERFILE, None, edited, true);
+        assert!(decide(&edited_base, Some(&base_built), false).rebuild);
     }
 
     #[test]

@@ -35,6 +35,26 @@ pub fn random_tag<R: Rng + ?Sized>(rng: &mut R) -> String {
     tag
 }
 
+/// DevSpace 6's default tag: 7 random letters `[a-zA-Z]` (`randutil.GenerateRandomString(7)`).
+pub fn random_tag_v6<R: Rng + ?Sized>(rng: &mut R) -> String {
+    const MIXED: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    (0..7).map(|_| pick(rng, MIXED)).collect()
+}
+
+/// The configured tags, or DevSpace 6's default tag for an image of a v2beta1 config that
+/// has none (4.x/5.x images keep [`random_tag`], chosen by [`resolve_tags`]).
+pub fn configured_tags<R: Rng + ?Sized>(
+    tags: &[String],
+    devspace6: bool,
+    rng: &mut R,
+) -> Vec<String> {
+    if devspace6 && tags.is_empty() {
+        vec![random_tag_v6(rng)]
+    } else {
+        tags.to_vec()
+    }
+}
+
 /// The tags to build and push, in order (the first is recorded for deploy):
 /// `override_tags` (from `-t/--tag`) replace `configured` when given; none at all → one
 /// [`random_tag`]; every `#` becomes a random letter; with `append_random` each tag gets
@@ -142,6 +162,22 @@ mod tests {
 
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn devspace6_default_tags_are_seven_letters() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut upper = false;
+        for _ in 0..200 {
+            let tags = configured_tags(&[], true, &mut rng);
+            assert_eq!(tags.len(), 1);
+            assert_eq!(tags[0].len(), 7, "{tags:?}");
+            assert!(tags[0].bytes().all(|b| b.is_ascii_alphabetic()), "{tags:?}");
+            upper |= tags[0].bytes().any(|b| b.is_ascii_uppercase());
+        }
+        assert!(upper, "mixed case like DevSpace 6");
+        assert!(configured_tags(&[], false, &mut rng).is_empty());
+        assert_eq!(configured_tags(&strings(&["a"]), true, &mut rng), ["a"]);
     }
 
     #[test]

@@ -57,7 +57,24 @@ impl CustomBuilder {
     ) -> Result<BuildOutcome, BuildError> {
         let image = &request.image_key;
         let program = self.program();
-        let args = self.argv(&request.repository, &request.tags);
+        let mut args = self.argv(&request.repository, &request.tags);
+        // DevSpace 6 runtime variables name this image's new tag (v2beta1 custom commands).
+        let own = |key: &str| {
+            (key == request.image_key)
+                .then(|| (request.repository.clone(), request.tags.first().cloned()))
+        };
+        for arg in &mut args {
+            if arg.contains("${runtime.") {
+                *arg = crate::config::v2::runtime::fill(arg, &own).map_err(|message| {
+                    BuildError::CommandFailed {
+                        image: image.clone(),
+                        command: self.config.command.clone(),
+                        status: message,
+                        last_lines: Vec::new(),
+                    }
+                })?;
+            }
+        }
         let mut tail = LogTail::new(ERROR_TAIL_LINES);
         let mut on_line = |line: String| {
             tail.push(&line);

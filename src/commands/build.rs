@@ -97,7 +97,10 @@ pub fn deploy_tags(
     loaded: &Loaded,
     run: Option<&BuildRun>,
 ) -> IndexMap<String, crate::deploy::ImageTag> {
-    let cache = crate::build::cache::Cache::open(&loaded.source.root);
+    let cache = crate::build::cache::Cache::open_for(
+        &loaded.source.root,
+        loaded.config.version == crate::config::v2::VERSION,
+    );
     let profile = profile_key(loaded);
     let mut tags = IndexMap::new();
     for key in loaded.config.images.keys() {
@@ -173,6 +176,7 @@ pub async fn build_images(
         dry_run,
         kube,
         local,
+        devspace6: loaded.config.version == crate::config::v2::VERSION,
     }));
     for w in shared.cache.warnings() {
         tracing::warn!("{w}");

@@ -12,9 +12,13 @@ pub fn load_config(global: &GlobalArgs) -> Result<Loaded, ExitCode> {
     let mut opts =
         super::print::load_options(global).map_err(|e| super::print::report_error(&e))?;
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    // DevSpace 6 configs keep their answers in `.devspace/cache.yaml`.
     let cache = config::find_config(&opts, home.as_deref())
         .ok()
-        .and_then(|p| p.parent().map(Cache::open));
+        .and_then(|p| {
+            let v2 = config::v2::is_v2_file(&p);
+            p.parent().map(|root| Cache::open_for(root, v2))
+        });
     if let Some(cache) = &cache {
         opts.cached_vars = cache.vars().into_iter().collect();
     }

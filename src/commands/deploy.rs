@@ -127,8 +127,24 @@ fn held_credentials(loaded: &Loaded) -> Vec<(Registry, Credential)> {
         .collect()
 }
 
-/// Creates or updates the image pull secrets (failures only warn, as in DevSpace).
+/// Creates or updates the image pull secrets (failures only warn, as in DevSpace). A DevSpace
+/// 6 config gets its top-level `pullSecrets` (its default `dev` pipeline ensures them all).
 pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, opts: &DeployOptions) {
+    if loaded.config.version == crate::config::v2::VERSION {
+        let names: Vec<String> = loaded
+            .config
+            .other
+            .get("pullSecrets")
+            .and_then(|p| p.as_object())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Err(e) =
+            super::v6::ensure_v6_pull_secrets(loaded, client, &names, opts.ui.silent).await
+        {
+            eprintln!("warning: {e}");
+        }
+        return;
+    }
     let creds = {
         let loaded = loaded.clone();
         tokio::task::spawn_blocking(move || held_credentials(&loaded))

@@ -45,8 +45,9 @@ pub fn report_error(err: &ConfigError) -> ExitCode {
     err.exit_code()
 }
 
-/// Prints the resolved config (or, with `images`, a table of the images).
-pub fn run(global: &GlobalArgs, images: bool) -> ExitCode {
+/// Prints the resolved config (or, with `images`, a table of the images; with `convert`, its
+/// DevSpace 6 form). A DevSpace 6 config prints in its own (v2beta1) shape.
+pub fn run(global: &GlobalArgs, images: bool, convert: bool) -> ExitCode {
     let loaded = match load_options(global).and_then(|o| config::load(&o)) {
         Ok(l) => l,
         Err(e) => return report_error(&e),
@@ -70,8 +71,23 @@ pub fn run(global: &GlobalArgs, images: bool) -> ExitCode {
             loaded.unused_sections.join(", ")
         );
     }
+    let v2 = convert || loaded.config.version == config::v2::VERSION;
     let text = if images {
         images_table(&loaded)
+    } else if v2 {
+        let (doc, notes) = config::v2::convert::to_v2(&loaded.config, &loaded.source.root);
+        if !global.silent {
+            for n in &notes {
+                eprintln!("warn: {n}");
+            }
+        }
+        match serde_saphyr::to_string(&doc) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot render the config as YAML: {e}");
+                return ExitCode::Failure;
+            }
+        }
     } else {
         match serde_saphyr::to_string(&loaded.config) {
             Ok(t) => t,

@@ -132,7 +132,7 @@ pub enum ConfigError {
     #[error("{at}: unrecognized config version `{version}` (supported: v1alpha1 … v1beta11){}", at.snippet())]
     UnknownVersion { at: Box<Location>, version: String },
 
-    /// A DevSpace 6 (`v2beta1`) config.
+    /// A `v2*` version other than DevSpace 6's `v2beta1`.
     #[error("{}: DevSpace 6 config ({version}) is not supported yet", path.display())]
     UnsupportedVersion { path: PathBuf, version: String },
 
@@ -248,7 +248,7 @@ impl ConfigError {
                     .join(",")
             )),
             ConfigError::UnsupportedVersion { .. } => Some(
-                "this tool reads DevSpace 4.x/5.x configs (version v1alpha1 … v1beta11)".into(),
+                "this tool reads DevSpace 4.x/5.x configs (version v1alpha1 … v1beta11) and DevSpace 6 configs (version v2beta1)".into(),
             ),
             ConfigError::UnknownVersion { .. } => {
                 Some("supported versions: v1alpha1 … v1alpha4, v1beta1 … v1beta11".into())

@@ -13,6 +13,7 @@ pub mod predefined;
 pub mod profiles;
 pub mod schema;
 pub mod upgrade;
+pub mod v2;
 pub mod vars;
 /// The positioned YAML tree lives in [`crate::yaml`]; re-exported for config code.
 pub use crate::yaml;
@@ -79,9 +80,16 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
 }
 
 /// Variable answers remembered by earlier runs: `vars:` of `<root>/.devspace/generated.yaml`
-/// (empty when the file is missing or unreadable; it is a cache, never an error).
+/// and of DevSpace 6's `cache.yaml` (empty when missing or unreadable; it is a cache, never an
+/// error).
 pub fn read_cached_vars(root: &Path) -> BTreeMap<String, String> {
-    let Ok(text) = yaml::limits::read_file(&root.join(".devspace/generated.yaml")) else {
+    let mut vars = read_cached_vars_in(&root.join(".devspace/cache.yaml"));
+    vars.extend(read_cached_vars_in(&root.join(".devspace/generated.yaml")));
+    vars
+}
+
+fn read_cached_vars_in(path: &Path) -> BTreeMap<String, String> {
+    let Ok(text) = yaml::limits::read_file(path) else {
         return BTreeMap::new();
     };
     let Ok(parsed) = yaml::parse(&text) else {
@@ -171,6 +179,10 @@ pub fn load_source<'a>(
             }
         }
     })?;
+    // DevSpace 6 files have their own front end (`v2`), into the same model.
+    if parsed.root.get("version").and_then(Node::as_str) == Some(v2::VERSION) {
+        return v2::load(opts, env, asker, path, root, src, parsed);
+    }
     let mut doc = parsed.root;
     let version = declared_version(&doc, &path, &src)?;
     if let Some((key, pos, first)) = parsed.duplicates.first() {

@@ -73,6 +73,10 @@ pub struct ImageConfig {
     pub rebuild_strategy: Option<String>,
     #[serde(default, skip_serializing_if = "BuildConfig::is_empty")]
     pub build: BuildConfig,
+    /// Loaded from a DevSpace 6 (`v2beta1`) file: DevSpace 6's default tag (7 random letters).
+    /// Not part of the printed config or of the image config hash.
+    #[serde(skip)]
+    pub devspace6: bool,
 }
 
 impl ImageConfig {
@@ -408,6 +412,13 @@ pub struct KubectlDeployment {
     pub delete_args: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd_path: Option<String>,
+    /// Extra arguments of `kustomize build`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kustomize_args: Vec<String>,
+    /// Arguments of DevSpace's `kubectl create --dry-run` render step (not used: manifests are
+    /// applied server-side as they are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_args: Vec<String>,
 }
 
 /// `deployments[].helm`.
@@ -416,6 +427,9 @@ pub struct KubectlDeployment {
 pub struct HelmDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chart: Option<HelmChart>,
+    /// DevSpace 6 `releaseName` (default: the deployment's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component_chart: Option<bool>,
     /// Inline values.

@@ -14,9 +14,9 @@ use serde_json::{Map, Value as J};
 use std::path::Path;
 
 /// Every accepted `version:` value, oldest first; a field's range indexes into this list.
-pub const VERSIONS: [&str; 15] = [
+pub const VERSIONS: [&str; 16] = [
     "v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4", "v1beta1", "v1beta2", "v1beta3", "v1beta4",
-    "v1beta5", "v1beta6", "v1beta7", "v1beta8", "v1beta9", "v1beta10", "v1beta11",
+    "v1beta5", "v1beta6", "v1beta7", "v1beta8", "v1beta9", "v1beta10", "v1beta11", "v2beta1",
 ];
 
 pub const A1: u8 = 0;
@@ -33,6 +33,8 @@ pub const B8: u8 = 11;
 pub const B9: u8 = 12;
 pub const B10: u8 = 13;
 pub const B11: u8 = 14;
+/// DevSpace 6 (`v2beta1`): its own tables in `config::v2::schema`; no 4.x/5.x field reaches it.
+pub const V2: u8 = 15;
 const LAST: u8 = B11;
 
 /// The index of a version string in [`VERSIONS`].

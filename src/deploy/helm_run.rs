@@ -142,7 +142,11 @@ impl HelmRelease {
         };
         Ok(Self {
             deployment: deployment.name.clone(),
-            name: deployment.name.clone(),
+            name: helm
+                .release_name
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| deployment.name.clone()),
             chart: chart_ref,
             namespace: deployment
                 .namespace

@@ -153,19 +153,32 @@ pub fn load_manifests(
     entries: &[String],
     kustomize: bool,
 ) -> Result<Vec<ManifestSource>, DeployError> {
-    let path_var = std::env::var_os("PATH");
-    load_manifests_with_path(deployment, root, entries, kustomize, path_var.as_deref())
+    load_manifests_with_args(deployment, root, entries, kustomize, &[])
 }
 
-/// [`load_manifests`] looking for kustomize tools in `path_var` instead of the process `PATH`.
-fn load_manifests_with_path(
+/// [`load_manifests`] passing `kustomize_args` to every `kustomize build`.
+pub fn load_manifests_with_args(
     deployment: &str,
     root: &Path,
     entries: &[String],
     kustomize: bool,
+    kustomize_args: &[String],
+) -> Result<Vec<ManifestSource>, DeployError> {
+    let path_var = std::env::var_os("PATH");
+    let kustomize = kustomize.then_some(kustomize_args);
+    load_manifests_with_path(deployment, root, entries, kustomize, path_var.as_deref())
+}
+
+/// [`load_manifests`] looking for kustomize tools in `path_var` instead of the process `PATH`.
+/// `kustomize`: `Some(extra kustomize build args)` when entries are kustomizations.
+fn load_manifests_with_path(
+    deployment: &str,
+    root: &Path,
+    entries: &[String],
+    kustomize: Option<&[String]>,
     path_var: Option<&OsStr>,
 ) -> Result<Vec<ManifestSource>, DeployError> {
-    if kustomize {
+    if let Some(kustomize_args) = kustomize {
         let tool = find_kustomize(path_var).ok_or_else(|| DeployError::KustomizeMissing {
             deployment: deployment.to_owned(),
         })?;
@@ -178,7 +191,7 @@ fn load_manifests_with_path(
                 {
                     dir = parent.to_owned();
                 }
-                let text = run_kustomize(deployment, &tool, &dir)?;
+                let text = run_kustomize(deployment, &tool, &dir, kustomize_args)?;
                 Ok(ManifestSource { path: dir, text })
             })
             .collect();
@@ -234,8 +247,10 @@ fn run_kustomize(
     deployment: &str,
     tool: &KustomizeTool,
     dir: &Path,
+    args: &[String],
 ) -> Result<String, DeployError> {
     let mut command = tool.command(dir);
+    command.args(args);
     let shown = format!(
         "{} {}",
         command.get_program().to_string_lossy(),
@@ -356,7 +371,7 @@ mod tests {
             "kz",
             dir.path(),
             &entries,
-            true,
+            Some(&[]),
             Some(dir.path().as_os_str()),
         )
         .expect_err("no tools in PATH");

@@ -88,11 +88,12 @@ pub fn render_deployment(
     };
     if let Some(kubectl) = &deployment.kubectl {
         let replace = kubectl.replace_image_tags != Some(false);
-        let sources = manifests::load_manifests(
+        let sources = manifests::load_manifests_with_args(
             name,
             root,
             &kubectl.manifests,
             kubectl.kustomize == Some(true),
+            &kubectl.kustomize_args,
         )?;
         let mut objects = Vec::new();
         let mut texts = Vec::new();
@@ -113,6 +114,25 @@ pub fn render_deployment(
         return Ok(rendered);
     }
     if let Some(helm_config) = &deployment.helm {
+        // DevSpace 6 runtime variables in `values` take the tags deploy uses.
+        let filled;
+        let helm_config = match &helm_config.values {
+            Some(values) if values.to_string().contains("${runtime.") => {
+                let mut h = helm_config.clone();
+                let mut v = values.clone();
+                crate::config::v2::runtime::fill_json(&mut v, &|k| table.runtime(k)).map_err(
+                    |message| DeployError::Invalid {
+                        deployment: name.to_owned(),
+                        path: PathBuf::from(format!("<values of {name}>")),
+                        message,
+                    },
+                )?;
+                h.values = Some(v);
+                filled = h;
+                &filled
+            }
+            _ => helm_config,
+        };
         let merged = helm::assemble_values(name, root, helm_config)?;
         let text = values_yaml(name, &merged)?;
         let values_path = PathBuf::from(format!("<values of {name}>"));

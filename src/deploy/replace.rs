@@ -144,6 +144,13 @@ impl ImageTable {
         })
     }
 
+    /// `(image, tag)` of image `key` for DevSpace 6 runtime variables (`None`: no such key;
+    /// the tag is `None` when the image has none yet).
+    pub fn runtime(&self, key: &str) -> Option<(String, Option<String>)> {
+        let e = self.entries.iter().find(|e| e.key == key)?;
+        Some((e.image.clone(), e.tag.as_ref().map(|t| self.tag_text(t))))
+    }
+
     /// `tag`, or `tag@digest` when digests are on and known.
     fn tag_text(&self, tag: &ImageTag) -> String {
         match (&tag.digest, self.use_digests) {

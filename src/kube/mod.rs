@@ -11,6 +11,7 @@ pub mod client;
 pub mod error;
 pub mod local;
 pub mod pull_secrets;
+pub mod pull_secrets_v6;
 pub mod tools;
 
 pub use client::{KubeClient, KubeSettings, KubeTarget, LazyKubeClient, resolve_target};

@@ -45,6 +45,8 @@ pub struct RunSettings {
     pub dry_run: bool,
     /// Cluster of kaniko builds (`--kube-context`, `-n`); read only when one is needed.
     pub kube: KubeSettings,
+    /// DevSpace 6 config: DevSpace 6's cache layout (`.devspace/cache.yaml`).
+    pub devspace6: bool,
     /// The local cluster deploy/dev deliver to (`None` for `devspace build`, like DevSpace 4,
     /// and for remote clusters): decides per image whether to push.
     pub local: Option<LocalTarget>,
@@ -132,7 +134,7 @@ pub struct Shared {
 impl Shared {
     /// Shared state for a run; nothing is connected until a job needs it.
     pub fn new(settings: RunSettings) -> Self {
-        let cache = Cache::open(&settings.root);
+        let cache = Cache::open_for(&settings.root, settings.devspace6);
         Shared {
             kube: LazyKubeClient::new(settings.kube.clone()),
             settings,
@@ -556,7 +558,7 @@ pub async fn run_image(
         let tags = if decision.rebuild {
             tag::resolve_tags(
                 &image.image,
-                &image.tags,
+                &tag::configured_tags(&image.tags, image.devspace6, &mut rand::rng()),
                 None,
                 image.tags_append_random == Some(true),
                 &mut rand::rng(),
@@ -668,7 +670,7 @@ pub async fn run_image(
     if decision.rebuild {
         tags = tag::resolve_tags(
             &image.image,
-            &image.tags,
+            &tag::configured_tags(&image.tags, image.devspace6, &mut rand::rng()),
             None,
             image.tags_append_random == Some(true),
             &mut rand::rng(),
