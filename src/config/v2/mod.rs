@@ -34,7 +34,7 @@ pub const VERSION: &str = "v2beta1";
 /// Whether the file at `path` declares `version: v2beta1` (read and parsed, nothing resolved;
 /// `false` when it cannot be read or parsed).
 pub fn is_v2_file(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    crate::yaml::limits::read_file(path)
         .ok()
         .and_then(|text| yaml::parse(&text).ok())
         .is_some_and(|p| p.root.get("version").and_then(Node::as_str) == Some(VERSION))
@@ -260,14 +260,11 @@ fn adjust_patches(profile: &Node, doc: &Node) -> Node {
         match patch.get("op").and_then(Node::scalar_text) {
             Some("replace") if !exists => {
                 if let Some(op) = patch.get_mut("op") {
-                    *op = Node {
-                        value: Value::Scalar {
-                            text: "add".into(),
-                            ty: ScalarType::Str,
-                        },
-                        pos: op.pos,
-                        profile: op.profile.clone(),
-                    };
+                    let mut add = Node::string("add");
+                    add.pos = op.pos;
+                    add.span = op.span.clone();
+                    add.profile = op.profile.clone();
+                    *op = add;
                 }
                 true
             }
@@ -286,7 +283,7 @@ fn exists_at(doc: &Node, pointer: &str) -> bool {
         let next = match &node.value {
             Value::Map(_) => node.get(&seg),
             Value::Seq(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
-            Value::Scalar { .. } => None,
+            Value::Scalar { .. } | Value::Alias => None,
         };
         match next {
             Some(n) => node = n,
@@ -370,7 +367,7 @@ fn activated(
                 .and_then(Node::scalar_text)
                 .map(str::to_string)
                 .or_else(|| env(name)),
-            Value::Seq(_) => None,
+            Value::Seq(_) | Value::Alias => None,
         }
     };
     for entry in entries {
@@ -437,7 +434,7 @@ fn parse_var_defs(
             ));
         }
         let def = match &v.value {
-            Value::Scalar { text, ty } => {
+            Value::Scalar { text, ty, .. } => {
                 let mut def = vars::VarDef {
                     name: k.name.clone(),
                     ..Default::default()
@@ -575,6 +572,7 @@ fn run_expressions(
         Value::Scalar {
             text,
             ty: ScalarType::Str,
+            ..
         } => {
             // `$$(…)` is an escaped expression: the text `$(…)`.
             if text.trim_start().starts_with("$$(") && whole_expression(&text[1..]).is_some() {
@@ -617,7 +615,7 @@ fn run_expressions(
             *node = Node::from_json(&value, pos);
             node.profile = profile;
         }
-        Value::Scalar { .. } => {}
+        Value::Scalar { .. } | Value::Alias => {}
         Value::Seq(items) => {
             for n in items {
                 run_expressions(n, root, path, src)?;
@@ -706,7 +704,7 @@ fn merge_imports(
             continue;
         }
         seen.push(canonical);
-        let text = std::fs::read_to_string(&target).map_err(|source| ConfigError::Read {
+        let text = crate::yaml::limits::read_file(&target).map_err(|source| ConfigError::Read {
             path: target.clone(),
             source,
         })?;
