@@ -388,7 +388,7 @@ fn activation_imports_vars_and_runtime_variables() {
     let p = write_project(&[
         (
             "devspace.yaml",
-            "version: v2beta1\nname: act\nimports:\n- path: ./shared\nvars:\n  REG: ghcr.io/acme\n  SHA: $(echo abc123)\nimages:\n  api:\n    image: ${REG}/api\n    tags: [\"${SHA}\", \"${UNDEFINED_X}\"]\nprofiles:\n- name: ci\n  activation:\n  - env:\n      CI: \"true|yes\"\n  patches:\n  - op: replace\n    path: images.api.rebuildStrategy\n    value: always\n",
+            "version: v2beta1\nname: act\nimports:\n- path: ./shared\nvars:\n  REG: ghcr.io/acme\n  SHA: $(echo abc123)\nimages:\n  api:\n    image: ${REG}/api\n    tags: [\"${SHA}\"]\n    buildArgs:\n      LEFT: \"${UNDEFINED_X}\"\nprofiles:\n- name: ci\n  activation:\n  - env:\n      CI: \"true|yes\"\n  patches:\n  - op: replace\n    path: images.api.rebuildStrategy\n    value: always\n",
         ),
         (
             "shared/devspace.yaml",
@@ -400,7 +400,7 @@ fn activation_imports_vars_and_runtime_variables() {
     let s = &out.stdout;
     assert!(s.contains("image: ghcr.io/acme/api"), "{s}");
     assert!(
-        s.contains("- abc123") && s.contains("- ${UNDEFINED_X}"),
+        s.contains("- abc123") && s.contains("LEFT: ${UNDEFINED_X}"),
         "{s}"
     );
     assert!(s.contains("image: ghcr.io/acme/web"), "imported image\n{s}");
