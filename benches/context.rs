@@ -6,6 +6,7 @@
 //! peak RSS (VmHWM). The baseline, measured in the same run over the same bytes, is
 //! `openssl dgst -sha256` on every file. Medians of several runs are written to the
 //! "Context hashing" section of `docs/benchmarks.md`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // reports measurements
 
 use devspace::build::context::{scan_context, statcache, tar};
 use futures_util::StreamExt;

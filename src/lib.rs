@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod dev;
+pub mod diagnostic;
 pub mod exit;
 pub mod kube;
 pub mod pipeline;

@@ -25,8 +25,8 @@
 //! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
 //! config passed in).
 
-use crate::build::cache::CachedImage;
 use crate::build::context::ContextScan;
+use crate::build::record::CachedImage;
 use crate::config::ImageConfig;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -35,8 +35,7 @@ use std::fmt;
 use std::path::{Component, Path};
 use std::sync::{Arc, OnceLock};
 
-/// A sorted list of (path relative to the context or project root, `/`-separated; hex digest).
-pub type FileDigests = Vec<(String, String)>;
+pub use crate::build::record::FileDigests;
 
 /// Field paths (JSON, camelCase) of the resolved image config that do not change the image.
 pub const EXCLUDED_FIELDS: &[&str] = &[
@@ -238,51 +237,64 @@ impl DecisionInputs {
     }
 }
 
-/// The outcome for one image.
+/// The outcome for one image: skip it, push the recorded image only, or rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// Build it. `false` with [`Reason::NotPushedYet`] means push the recorded image only.
-    pub rebuild: bool,
-    pub reason: Reason,
+pub enum Decision {
+    /// `skip (no change)`: the recorded image is still what this run would build.
+    Skip,
+    /// Nothing to build, but the recorded image must be pushed.
+    PushOnly(PushReason),
+    /// Build it.
+    Rebuild(Reason),
 }
 
 impl Decision {
-    fn rebuild(reason: Reason) -> Self {
-        Self {
-            rebuild: true,
-            reason,
-        }
-    }
-
-    /// A skipped image whose recorded tag is gone from the local daemon.
-    pub fn missing_in_daemon() -> Self {
-        Self::rebuild(Reason::MissingInDaemon)
-    }
-
-    /// A skipped image whose recorded tag is gone from the registry.
-    pub fn missing_in_registry() -> Self {
-        Self::rebuild(Reason::MissingInRegistry)
+    /// Whether the image is built.
+    pub fn is_rebuild(&self) -> bool {
+        matches!(self, Decision::Rebuild(_))
     }
 
     /// Nothing to build, but the recorded image must be pushed.
     pub fn push_only(&self) -> bool {
-        !self.rebuild && self.reason == Reason::NotPushedYet
+        matches!(self, Decision::PushOnly(_))
+    }
+
+    /// Whether the image is built or pushed (not skipped).
+    pub fn does_work(&self) -> bool {
+        !matches!(self, Decision::Skip)
+    }
+
+    /// A stable identifier for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Decision::Skip => "no-change",
+            Decision::PushOnly(PushReason::NotPushedYet) => "not-pushed-yet",
+            Decision::PushOnly(PushReason::MissingInRegistry) => "push-missing-in-registry",
+            Decision::Rebuild(reason) => reason.code(),
+        }
     }
 }
 
-/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files` or
-/// `fields` when the reason names them: the decision as the JSON report shows it.
+/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files`,
+/// `fields` or `base` when the reason names them: the decision as the JSON report shows it.
 impl serde::Serialize for Decision {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("rebuild", &self.rebuild)?;
+        map.serialize_entry("rebuild", &self.is_rebuild())?;
         map.serialize_entry("pushOnly", &self.push_only())?;
-        map.serialize_entry("code", self.reason.code())?;
-        map.serialize_entry("reason", &self.reason.to_string())?;
-        match &self.reason {
-            Reason::FilesChanged { files } => map.serialize_entry("files", files)?,
-            Reason::ImageConfigChanged { fields } => map.serialize_entry("fields", fields)?,
+        map.serialize_entry("code", self.code())?;
+        map.serialize_entry("reason", &self.to_string())?;
+        match self {
+            Decision::Rebuild(Reason::FilesChanged { files }) => {
+                map.serialize_entry("files", files)?
+            }
+            Decision::Rebuild(Reason::ImageConfigChanged { fields }) => {
+                map.serialize_entry("fields", fields)?
+            }
+            Decision::Rebuild(Reason::BaseRebuilt { image }) => {
+                map.serialize_entry("base", image)?
+            }
             _ => {}
         }
         map.end()
@@ -291,15 +303,35 @@ impl serde::Serialize for Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)
+        match self {
+            Decision::Skip => f.write_str("skip (no change)"),
+            Decision::PushOnly(reason) => reason.fmt(f),
+            Decision::Rebuild(reason) => reason.fmt(f),
+        }
     }
 }
 
-/// Why an image is built, pushed or skipped; `Display` is what users read.
+/// Why a recorded image is pushed without being rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushReason {
+    /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
+    NotPushedYet,
+    /// `push: image missing in registry` (the local daemon still has it)
+    MissingInRegistry,
+}
+
+impl fmt::Display for PushReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushReason::NotPushedYet => "push: not pushed yet",
+            PushReason::MissingInRegistry => "push: image missing in registry",
+        })
+    }
+}
+
+/// Why an image is rebuilt; `Display` is what users read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// `skip (no change)`
-    NoChange,
     /// `rebuild: --force-build`
     ForceBuild,
     /// `rebuild: never built` (no cache entry, or one without a tag)
@@ -319,19 +351,19 @@ pub enum Reason {
     /// `rebuild: build context changed`: the hash differs but no per-file list tells where
     /// (cache written by another tool, or only modes or symlink targets changed).
     ContextChanged,
+    /// `rebuild: base image base was rebuilt`: an image of this config that this one's
+    /// Dockerfile builds `FROM` was rebuilt in this run.
+    BaseRebuilt { image: String },
     /// `rebuild: image missing in local daemon`
     MissingInDaemon,
     /// `rebuild: image missing in registry`
     MissingInRegistry,
-    /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
-    NotPushedYet,
 }
 
 impl Reason {
     /// A stable identifier for machine-readable output.
     pub fn code(&self) -> &'static str {
         match self {
-            Reason::NoChange => "no-change",
             Reason::ForceBuild => "force-build",
             Reason::NeverBuilt => "never-built",
             Reason::CustomWithoutOnChange => "custom-without-on-change",
@@ -340,9 +372,9 @@ impl Reason {
             Reason::DockerfileChanged => "dockerfile-changed",
             Reason::FilesChanged { .. } => "files-changed",
             Reason::ContextChanged => "context-changed",
+            Reason::BaseRebuilt { .. } => "base-rebuilt",
             Reason::MissingInDaemon => "missing-in-daemon",
             Reason::MissingInRegistry => "missing-in-registry",
-            Reason::NotPushedYet => "not-pushed-yet",
         }
     }
 }
@@ -350,7 +382,6 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::NoChange => f.write_str("skip (no change)"),
             Reason::ForceBuild => f.write_str("rebuild: --force-build"),
             Reason::NeverBuilt => f.write_str("rebuild: never built"),
             Reason::CustomWithoutOnChange => {
@@ -385,9 +416,9 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::ContextChanged => f.write_str("rebuild: build context changed"),
+            Reason::BaseRebuilt { image } => write!(f, "rebuild: base image {image} was rebuilt"),
             Reason::MissingInDaemon => f.write_str("rebuild: image missing in local daemon"),
             Reason::MissingInRegistry => f.write_str("rebuild: image missing in registry"),
-            Reason::NotPushedYet => f.write_str("push: not pushed yet"),
         }
     }
 }
@@ -396,18 +427,18 @@ impl fmt::Display for Reason {
 /// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
 /// run pushes, whether the recorded build was pushed.
 ///
-/// The changed-file list needs the cached file list ([`crate::build::cache::ImageRecord::files`]);
+/// The changed-file list needs the cached file list ([`crate::build::record::ImageRecord::files`]);
 /// [`needs_cached_files`] says when to load it.
 pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool) -> Decision {
     if force {
-        return Decision::rebuild(Reason::ForceBuild);
+        return Decision::Rebuild(Reason::ForceBuild);
     }
     let Some(cached) = cached.filter(|c| c.entry.tag.as_deref().is_some_and(|t| !t.is_empty()))
     else {
-        return Decision::rebuild(Reason::NeverBuilt);
+        return Decision::Rebuild(Reason::NeverBuilt);
     };
     if matches!(inputs.builder, BuilderInputs::Custom { on_change: None }) {
-        return Decision::rebuild(Reason::CustomWithoutOnChange);
+        return Decision::Rebuild(Reason::CustomWithoutOnChange);
     }
     let entry = &cached.entry;
     if entry.image_config_hash.as_deref() != Some(inputs.image_config_hash.as_str()) {
@@ -416,7 +447,7 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             .as_ref()
             .map(|r| changed_fields(&inputs.image_config_fields, &r.image_config_fields))
             .unwrap_or_default();
-        return Decision::rebuild(Reason::ImageConfigChanged { fields });
+        return Decision::Rebuild(Reason::ImageConfigChanged { fields });
     }
     let (cached_files_hash, files) = match &inputs.builder {
         BuilderInputs::Dockerfile {
@@ -425,16 +456,16 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             context,
         } => {
             if entry.entrypoint_hash.as_deref().unwrap_or("") != entrypoint_hash {
-                return Decision::rebuild(Reason::EntrypointChanged);
+                return Decision::Rebuild(Reason::EntrypointChanged);
             }
             if entry.dockerfile_hash.as_deref() != Some(dockerfile_hash.as_str()) {
-                return Decision::rebuild(Reason::DockerfileChanged);
+                return Decision::Rebuild(Reason::DockerfileChanged);
             }
             (&entry.context_hash, context)
         }
         BuilderInputs::Custom { on_change } => {
             let Some(on_change) = on_change else {
-                return Decision::rebuild(Reason::CustomWithoutOnChange);
+                return Decision::Rebuild(Reason::CustomWithoutOnChange);
             };
             (&entry.custom_files_hash, on_change)
         }
@@ -446,22 +477,16 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             .and_then(|r| r.files.as_ref())
             .map(|old| changed_files(old, files.files()))
             .unwrap_or_default();
-        return Decision::rebuild(if changed.is_empty() {
+        return Decision::Rebuild(if changed.is_empty() {
             Reason::ContextChanged
         } else {
             Reason::FilesChanged { files: changed }
         });
     }
     if inputs.push && cached.record.as_ref().is_some_and(|r| r.push.is_none()) {
-        return Decision {
-            rebuild: false,
-            reason: Reason::NotPushedYet,
-        };
+        return Decision::PushOnly(PushReason::NotPushedYet);
     }
-    Decision {
-        rebuild: false,
-        reason: Reason::NoChange,
-    }
+    Decision::Skip
 }
 
 /// Whether [`decide`] would name changed files if it had the cached file list: everything
@@ -481,8 +506,7 @@ pub fn needs_cached_files(
     if cached.record.as_ref().is_some_and(|r| r.files.is_some()) {
         return false;
     }
-    let decision = decide(inputs, Some(cached), force);
-    decision.rebuild && decision.reason == Reason::ContextChanged
+    decide(inputs, Some(cached), force) == Decision::Rebuild(Reason::ContextChanged)
 }
 
 /// Added, removed and modified paths between two lists sorted by path, sorted.
@@ -682,7 +706,7 @@ pub fn relative_path(path: &Path, root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::cache::{GeneratedImage, ImageRecord, PushRecord};
+    use crate::build::record::{GeneratedImage, ImageRecord, PushRecord};
     use crate::config::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
     use std::path::PathBuf;
 
@@ -925,7 +949,7 @@ mod tests {
             let decision = decide(&inputs, cached, force);
             assert_eq!(decision.to_string(), want, "case: {name}");
             assert_eq!(
-                decision.rebuild,
+                decision.is_rebuild(),
                 want.starts_with("rebuild"),
                 "case: {name}"
             );
@@ -999,67 +1023,80 @@ mod tests {
 
     #[test]
     fn reasons_display_table() {
-        let f = |n: usize| Reason::FilesChanged {
-            files: (0..n).map(|i| format!("f{i}")).collect(),
+        let f = |n: usize| {
+            Decision::Rebuild(Reason::FilesChanged {
+                files: (0..n).map(|i| format!("f{i}")).collect(),
+            })
         };
+        let r = Decision::Rebuild;
         let cases = [
-            (Reason::NoChange, "skip (no change)"),
-            (Reason::ForceBuild, "rebuild: --force-build"),
-            (Reason::NeverBuilt, "rebuild: never built"),
-            (Reason::DockerfileChanged, "rebuild: Dockerfile changed"),
+            (Decision::Skip, "skip (no change)"),
+            (r(Reason::ForceBuild), "rebuild: --force-build"),
+            (r(Reason::NeverBuilt), "rebuild: never built"),
+            (r(Reason::DockerfileChanged), "rebuild: Dockerfile changed"),
             (f(1), "rebuild: 1 file changed: f0"),
             (f(2), "rebuild: 2 files changed: f0, f1"),
             (f(3), "rebuild: 3 files changed: f0, f1, +1"),
             (f(12), "rebuild: 12 files changed: f0, f1, +10"),
             (
-                Reason::ImageConfigChanged {
+                r(Reason::ImageConfigChanged {
                     fields: vec!["tags".into(), "buildArgs".into()],
-                },
+                }),
                 "rebuild: image config changed (tags, buildArgs)",
             ),
             (
-                Reason::ImageConfigChanged { fields: vec![] },
+                r(Reason::ImageConfigChanged { fields: vec![] }),
                 "rebuild: image config changed",
             ),
-            (Reason::EntrypointChanged, "rebuild: entrypoint changed"),
+            (r(Reason::EntrypointChanged), "rebuild: entrypoint changed"),
             (
-                Reason::CustomWithoutOnChange,
+                r(Reason::CustomWithoutOnChange),
                 "rebuild: custom builder without onChange",
             ),
-            (Reason::ContextChanged, "rebuild: build context changed"),
+            (r(Reason::ContextChanged), "rebuild: build context changed"),
             (
-                Reason::MissingInDaemon,
+                r(Reason::MissingInDaemon),
                 "rebuild: image missing in local daemon",
             ),
             (
-                Reason::MissingInRegistry,
+                r(Reason::MissingInRegistry),
                 "rebuild: image missing in registry",
             ),
-            (Reason::NotPushedYet, "push: not pushed yet"),
+            (
+                r(Reason::BaseRebuilt {
+                    image: "base".into(),
+                }),
+                "rebuild: base image base was rebuilt",
+            ),
+            (
+                Decision::PushOnly(PushReason::NotPushedYet),
+                "push: not pushed yet",
+            ),
+            (
+                Decision::PushOnly(PushReason::MissingInRegistry),
+                "push: image missing in registry",
+            ),
         ];
         let mut codes = std::collections::HashSet::new();
-        for (reason, want) in cases {
-            assert_eq!(reason.to_string(), want);
-            codes.insert(reason.code());
+        for (decision, want) in cases {
+            assert_eq!(decision.to_string(), want);
+            codes.insert(decision.code());
         }
-        assert_eq!(codes.len(), 12, "every reason has its own code");
-        let json = serde_json::to_value(Decision::rebuild(f(3))).unwrap();
+        assert_eq!(codes.len(), 14, "every decision has its own code");
+        let json = serde_json::to_value(f(3)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"rebuild": true, "pushOnly": false, "code": "files-changed",
                 "reason": "rebuild: 3 files changed: f0, f1, +1", "files": ["f0", "f1", "f2"]})
         );
-        let json = serde_json::to_value(Decision {
-            rebuild: false,
-            reason: Reason::NotPushedYet,
-        })
-        .unwrap();
+        let json = serde_json::to_value(Decision::PushOnly(PushReason::NotPushedYet)).unwrap();
         assert_eq!(json["pushOnly"], true);
-        assert_eq!(
-            Decision::missing_in_daemon().to_string(),
-            "rebuild: image missing in local daemon"
-        );
-        assert!(Decision::missing_in_registry().rebuild);
+        let json = serde_json::to_value(r(Reason::BaseRebuilt {
+            image: "base".into(),
+        }))
+        .unwrap();
+        assert_eq!(json["base"], "base");
+        assert_eq!(json["code"], "base-rebuilt");
     }
 
     #[test]

@@ -608,6 +608,8 @@ fn expand_braced(inner: &str, vars: &HashMap<String, String>) -> String {
     value.cloned().unwrap_or_default()
 }
 
+impl crate::diagnostic::Diagnostic for DockerfileError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

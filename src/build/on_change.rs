@@ -178,6 +178,8 @@ fn file_digest(path: &Path, buf: &mut [u8]) -> Result<String, OnChangeError> {
         })
 }
 
+impl crate::diagnostic::Diagnostic for OnChangeError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,3 +232,5 @@ impl ConfigError {
         }
     }
 }
+
+crate::diagnostic::diagnostic_from_inherent!(ConfigError, hint, exit);

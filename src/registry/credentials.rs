@@ -832,6 +832,18 @@ fn read_all_in_thread<R: Read + Send + 'static>(mut reader: R) -> std::thread::J
     })
 }
 
+impl crate::diagnostic::Diagnostic for CredentialError {
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Auth
+    }
+    fn is_environment(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

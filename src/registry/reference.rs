@@ -445,6 +445,8 @@ pub fn convert_to_hostname(address: &str) -> &str {
     stripped.split('/').next().unwrap_or(stripped)
 }
 
+impl crate::diagnostic::Diagnostic for ReferenceError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,6 +240,8 @@ fn classify(
     }
 }
 
+crate::diagnostic::diagnostic_from_inherent!(PushError, hint, exit);
+
 #[cfg(test)]
 mod tests {
     use super::*;
