@@ -13,17 +13,16 @@
 //! - `contextHash`: computed by `build::context`, with the per-file digest list that lets a
 //!   decision name the changed files; `customFilesHash`: [`files_hash`] of the `onChange` files.
 //!
-//! Fields left out of the image config hash because they do not change the image that is built
-//! (they change what happens around it, or are covered by another hash):
+//! Which fields of the image config are in the key is a typed table, [`key_fields`]: every
+//! field of the model is classified (in the key, excluded with the reason, or structure whose
+//! fields are classified one by one), and the table does not compile when the model gains a
+//! field. Excluded are the fields that change what happens around the image, not the image:
 //! `createPullSecret` (deploy), `preferSyncOverRebuild` and `rebuildStrategy` (policy of `dev`),
-//! `entrypoint`/`cmd` (their own `entrypointHash`), `build.docker.skipPush` (push, which
-//! has its own decision), `build.docker.preferMinikube` and `build.docker.disableFallback`
-//! (where it is built: the existence check covers that), and the kaniko pod's scheduling and
-//! credentials and its init container (`namespace`, `nodeSelector`, `serviceAccount`,
-//! `annotations`, `labels`, `resources`, `pullSecret`, `skipPullSecretMount`, `initImage`,
-//! `initEnv`). `tags` are included, as in DevSpace: a new
-//! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
-//! config passed in).
+//! `entrypoint`/`cmd` (their own `entrypointHash`), `skipPush` of docker and buildKit (push,
+//! which has its own decision), `preferMinikube` and `disableFallback` (where it is built: the
+//! existence check covers that), and the kaniko pod's scheduling, credentials and init
+//! container. `tags` are included, as in DevSpace: a new tag must be built (and `-t/--tag`
+//! overrides therefore count once they are applied to the config passed in).
 
 use crate::build::context::ContextScan;
 use crate::build::record::CachedImage;
@@ -37,38 +36,108 @@ use std::sync::{Arc, OnceLock};
 
 pub use crate::build::record::FileDigests;
 
-/// Field paths (JSON, camelCase) of the resolved image config that do not change the image.
-pub const EXCLUDED_FIELDS: &[&str] = &[
-    "createPullSecret",
-    "preferSyncOverRebuild",
-    "rebuildStrategy",
-    "entrypoint",
-    "cmd",
-    "build.docker.skipPush",
-    "build.docker.preferMinikube",
-    "build.docker.disableFallback",
-    "build.kaniko.namespace",
-    "build.kaniko.nodeSelector",
-    "build.kaniko.serviceAccount",
-    "build.kaniko.annotations",
-    "build.kaniko.labels",
-    "build.kaniko.resources",
-    "build.kaniko.pullSecret",
-    "build.kaniko.skipPullSecretMount",
-    "build.kaniko.initImage",
-    "build.kaniko.initEnv",
-];
+/// Where a field of the resolved image config stands in the cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Part of the key: a change rebuilds the image (one hash per field, so the reason can
+    /// name it).
+    Key,
+    /// Left out, because it does not change the image that is built; says why.
+    Excluded(&'static str),
+    /// An object of config structure: its fields are classified one by one.
+    Structural,
+}
 
-/// Objects that are config structure (their fields are compared one by one); every other value,
-/// user maps like `buildArgs` included, is one field.
-const STRUCTURAL: &[&str] = &[
-    "build",
-    "build.docker",
-    "build.kaniko",
-    "build.custom",
-    "build.docker.options",
-    "build.kaniko.options",
-];
+/// The cache key's typed view of the image config: every field of `ImageConfig` and of its
+/// builder blocks, by JSON path, with its [`KeyRole`]. The exhaustive destructuring below makes
+/// a field added to the model a compile error until it is classified here; the tests check that
+/// every path a config serialises to is in this table, for every builder kind.
+pub fn key_fields() -> &'static [(&'static str, KeyRole)] {
+    use crate::config::model::{
+        BuildConfig, BuildKitConfig, BuildOptions, CustomConfig, DockerConfig, KanikoConfig,
+    };
+    #[rustfmt::skip]
+    let _exhaustive = |i: ImageConfig, b: BuildConfig, d: DockerConfig, k: KanikoConfig,
+                       c: CustomConfig, bk: BuildKitConfig, o: BuildOptions| {
+        let ImageConfig { image: _, tags: _, dockerfile: _, context: _, entrypoint: _, cmd: _,
+            create_pull_secret: _, prefer_sync_over_rebuild: _, inject_restart_helper: _,
+            restart_helper_path: _, append_dockerfile_instructions: _, tags_append_random: _,
+            rebuild_strategy: _, build: _ } = i;
+        let BuildConfig { docker: _, kaniko: _, custom: _, build_kit: _, disabled: _ } = b;
+        let DockerConfig { prefer_minikube: _, skip_push: _, disable_fallback: _,
+            use_build_kit: _, use_cli: _, args: _, options: _ } = d;
+        let KanikoConfig { cache: _, snapshot_mode: _, image: _, init_image: _, args: _,
+            command: _, namespace: _, insecure: _, pull_secret: _, skip_pull_secret_mount: _,
+            additional_mounts: _, resources: _, node_selector: _, service_account: _,
+            annotations: _, labels: _, init_env: _, env: _, env_from: _, tolerations: _,
+            options: _ } = k;
+        let CustomConfig { command: _, commands: _, args: _, append_args: _, image_flag: _,
+            image_tag_only: _, skip_image_arg: _, on_change: _ } = c;
+        let BuildKitConfig { skip_push: _, prefer_minikube: _, in_cluster: _, args: _,
+            command: _, options: _ } = bk;
+        let BuildOptions { target: _, network: _, build_args: _ } = o;
+    };
+    use KeyRole::{Excluded, Key, Structural};
+    const PUSH: KeyRole = Excluded("push has its own decision");
+    const WHERE: KeyRole = Excluded("where it is built: the existence check covers that");
+    const POD: KeyRole = Excluded("the kaniko pod's scheduling, credentials or init container");
+    const DEV: KeyRole = Excluded("policy of `devspace dev`");
+    #[rustfmt::skip]
+    const FIELDS: &[(&str, KeyRole)] = &[
+        ("image", Key), ("tags", Key), ("dockerfile", Key), ("context", Key),
+        ("entrypoint", Excluded("its own entrypointHash")),
+        ("cmd", Excluded("its own entrypointHash")),
+        ("createPullSecret", Excluded("deploy")),
+        ("preferSyncOverRebuild", DEV), ("rebuildStrategy", DEV),
+        ("injectRestartHelper", Key), ("restartHelperPath", Key),
+        ("appendDockerfileInstructions", Key), ("tagsAppendRandom", Key),
+        ("build", Structural),
+        ("build.disabled", Key),
+        ("build.docker", Structural),
+        ("build.docker.preferMinikube", WHERE), ("build.docker.skipPush", PUSH),
+        ("build.docker.disableFallback", WHERE),
+        ("build.docker.useBuildKit", Key), ("build.docker.useCli", Key),
+        ("build.docker.args", Key),
+        ("build.docker.options", Structural),
+        ("build.docker.options.target", Key), ("build.docker.options.network", Key),
+        ("build.docker.options.buildArgs", Key),
+        ("build.kaniko", Structural),
+        ("build.kaniko.cache", Key), ("build.kaniko.snapshotMode", Key),
+        ("build.kaniko.image", Key), ("build.kaniko.initImage", POD),
+        ("build.kaniko.args", Key), ("build.kaniko.command", Key),
+        ("build.kaniko.namespace", POD), ("build.kaniko.insecure", Key),
+        ("build.kaniko.pullSecret", POD), ("build.kaniko.skipPullSecretMount", POD),
+        ("build.kaniko.additionalMounts", Key), ("build.kaniko.resources", POD),
+        ("build.kaniko.nodeSelector", POD), ("build.kaniko.serviceAccount", POD),
+        ("build.kaniko.annotations", POD), ("build.kaniko.labels", POD),
+        ("build.kaniko.initEnv", POD), ("build.kaniko.env", Key),
+        ("build.kaniko.envFrom", Key), ("build.kaniko.tolerations", POD),
+        ("build.kaniko.options", Structural),
+        ("build.kaniko.options.target", Key), ("build.kaniko.options.network", Key),
+        ("build.kaniko.options.buildArgs", Key),
+        ("build.custom", Structural),
+        ("build.custom.command", Key), ("build.custom.commands", Key),
+        ("build.custom.args", Key), ("build.custom.appendArgs", Key),
+        ("build.custom.imageFlag", Key), ("build.custom.imageTagOnly", Key),
+        ("build.custom.skipImageArg", Key), ("build.custom.onChange", Key),
+        ("build.buildKit", Structural),
+        ("build.buildKit.skipPush", PUSH), ("build.buildKit.preferMinikube", WHERE),
+        ("build.buildKit.inCluster", Key), ("build.buildKit.args", Key),
+        ("build.buildKit.command", Key),
+        ("build.buildKit.options", Structural),
+        ("build.buildKit.options.target", Key), ("build.buildKit.options.network", Key),
+        ("build.buildKit.options.buildArgs", Key),
+    ];
+    FIELDS
+}
+
+/// The role of the field at `path` (`None`: not in the table, which the tests forbid).
+pub fn key_role(path: &str) -> Option<KeyRole> {
+    key_fields()
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, role)| *role)
+}
 
 /// A set of files and the hash over all of them. The per-file list is needed only to name
 /// changed files and to commit, so it can be produced on first use ([`FilesInput::deferred`]):
@@ -601,7 +670,7 @@ pub fn files_hash(files: &[(String, String)]) -> String {
 
 /// Per-field hashes of the resolved image config, in config order: field path (`tags`,
 /// `build.docker.options.buildArgs`, ...) → SHA-256 of the field's canonical JSON (object keys
-/// sorted). [`EXCLUDED_FIELDS`] are left out; `dockerfile` and `context` are relative to
+/// sorted), as [`key_fields`] classifies them: excluded fields are left out; `dockerfile` and `context` are relative to
 /// `project_root`.
 pub fn image_config_fields(config: &ImageConfig, project_root: &Path) -> IndexMap<String, String> {
     let mut portable = config.clone();
@@ -637,13 +706,12 @@ fn flatten(prefix: &str, value: &Value, out: &mut IndexMap<String, String>) {
         } else {
             format!("{prefix}.{key}")
         };
-        if EXCLUDED_FIELDS.contains(&path.as_str()) {
-            continue;
-        }
-        if STRUCTURAL.contains(&path.as_str()) && child.is_object() {
-            flatten(&path, child, out);
-        } else {
-            out.insert(path, sha256_hex(canonical_json(child)));
+        match key_role(&path) {
+            Some(KeyRole::Excluded(_)) => continue,
+            Some(KeyRole::Structural) if child.is_object() => flatten(&path, child, out),
+            _ => {
+                out.insert(path, sha256_hex(canonical_json(child)));
+            }
         }
     }
 }
@@ -1097,6 +1165,159 @@ mod tests {
         .unwrap();
         assert_eq!(json["base"], "base");
         assert_eq!(json["code"], "base-rebuilt");
+    }
+
+    /// Every field set, every builder block present.
+    fn full_config() -> serde_json::Value {
+        let options =
+            serde_json::json!({"target": "t", "network": "host", "buildArgs": {"A": "1"}});
+        serde_json::json!({
+            "image": "john/app", "tags": ["v1"], "dockerfile": "/proj/Dockerfile",
+            "context": "/proj", "entrypoint": ["sh"], "cmd": ["-c"], "createPullSecret": true,
+            "preferSyncOverRebuild": true, "injectRestartHelper": true,
+            "restartHelperPath": "/r.sh", "appendDockerfileInstructions": ["RUN x"],
+            "tagsAppendRandom": true, "rebuildStrategy": "always",
+            "build": {
+                "disabled": false,
+                "docker": {"preferMinikube": true, "skipPush": false, "disableFallback": false,
+                    "useBuildKit": false, "useCli": false, "args": ["--pull"], "options": options},
+                "kaniko": {"cache": true, "snapshotMode": "full", "image": "k", "initImage": "i",
+                    "args": ["a"], "command": ["c"], "namespace": "n", "insecure": false,
+                    "pullSecret": "p", "skipPullSecretMount": false,
+                    "additionalMounts": [{"mountPath": "/m"}],
+                    "resources": {"limits": {"cpu": "1"}}, "nodeSelector": {"a": "b"},
+                    "serviceAccount": "sa", "annotations": {"a": "b"}, "labels": {"a": "b"},
+                    "initEnv": {"A": "1"}, "env": {"A": "1"}, "envFrom": {"x": {"a": "1"}},
+                    "tolerations": [{"key": "k"}], "options": options},
+                "custom": {"command": "./b.sh", "commands": [{"command": "b.exe", "os": "windows"}],
+                    "args": ["a"], "appendArgs": ["b"], "imageFlag": "--image",
+                    "imageTagOnly": true, "skipImageArg": false, "onChange": ["src/**"]},
+                "buildKit": {"skipPush": false, "preferMinikube": true,
+                    "inCluster": {"name": "b"}, "args": ["a"], "command": ["docker", "buildx"],
+                    "options": options},
+            },
+        })
+    }
+
+    /// Leaf paths of `value` as the key walks it (structural objects opened).
+    fn leaf_paths(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        let serde_json::Value::Object(map) = value else {
+            return;
+        };
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match key_role(&path) {
+                Some(KeyRole::Structural) => leaf_paths(&path, v, out),
+                _ => out.push(path),
+            }
+        }
+    }
+
+    /// A different value of the same kind.
+    fn changed(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Bool(b) => Value::Bool(!b),
+            Value::String(s) => Value::String(format!("{s}x")),
+            Value::Array(a) if a.first().is_some_and(Value::is_string) => {
+                let mut a = a.clone();
+                a.push(Value::String("more".into()));
+                Value::Array(a)
+            }
+            Value::Array(a) => {
+                let mut a = a.clone();
+                a.push(a[0].clone());
+                Value::Array(a)
+            }
+            Value::Object(m) => {
+                let mut m = m.clone();
+                let (k, v) = m
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap();
+                m.insert(k, changed(&v));
+                Value::Object(m)
+            }
+            other => panic!("no change for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_config_field_is_in_the_key_or_excluded_for_every_builder() {
+        let full = full_config();
+        let config: ImageConfig = serde_json::from_value(full.clone()).unwrap();
+        // Serialised back, the full config has exactly the table's leaves: nothing unclassified,
+        // nothing stale in the table.
+        let mut paths = Vec::new();
+        leaf_paths("", &serde_json::to_value(&config).unwrap(), &mut paths);
+        let mut table: Vec<String> = key_fields()
+            .iter()
+            .filter(|(_, r)| *r != KeyRole::Structural)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        paths.sort();
+        table.sort();
+        assert_eq!(paths, table);
+
+        let hash = |v: &serde_json::Value| {
+            let c: ImageConfig = serde_json::from_value(v.clone()).unwrap();
+            image_config_fields(&c, Path::new("/proj"))
+        };
+        for builder in ["docker", "kaniko", "custom", "buildKit"] {
+            // One builder block at a time, as each kind is configured.
+            let mut one = full.clone();
+            let build = one["build"].as_object_mut().unwrap();
+            build.retain(|k, _| k == builder || k == "disabled");
+            let base = hash(&one);
+            let mut leaves = Vec::new();
+            leaf_paths("", &one, &mut leaves);
+            for path in leaves {
+                let role = key_role(&path).unwrap_or_else(|| panic!("{path} is not classified"));
+                let mut edited = one.clone();
+                let pointer = format!("/{}", path.replace('.', "/"));
+                let slot = edited.pointer_mut(&pointer).unwrap();
+                *slot = changed(slot);
+                let after = hash(&edited);
+                match role {
+                    KeyRole::Key => assert_ne!(
+                        combine_field_hashes(&after),
+                        combine_field_hashes(&base),
+                        "{builder}: {path} is in the key"
+                    ),
+                    KeyRole::Excluded(why) => assert_eq!(after, base, "{builder}: {path} ({why})"),
+                    KeyRole::Structural => unreachable!(),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn buildkit_skip_push_does_not_force_a_rebuild() {
+        let with = |skip: Option<bool>| {
+            let mut c = config();
+            c.build = crate::config::BuildConfig {
+                build_kit: Some(crate::config::model::BuildKitConfig {
+                    skip_push: skip,
+                    prefer_minikube: skip,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            DecisionInputs::new(
+                &c,
+                Path::new("/proj"),
+                true,
+                BuilderInputs::Custom { on_change: None },
+            )
+            .image_config_hash
+        };
+        assert_eq!(with(None), with(Some(true)));
+        assert_eq!(with(Some(false)), with(Some(true)));
     }
 
     #[test]

@@ -379,7 +379,11 @@ async fn verify(
     let reference = format!("{}:{first}", plan.config.image);
     if plan.push && decision == Decision::Skip {
         let parsed = Reference::parse(&reference)?;
-        if ctx.services.registry_has(&parsed).await? {
+        if ctx
+            .services
+            .registry_has(&parsed, plan.build.daemon())
+            .await?
+        {
             return Ok(Decision::Skip);
         }
         // Without a daemon (kaniko, or Docker falling back) no local copy exists.
@@ -703,6 +707,7 @@ pub(crate) mod fakes {
         fn registry_has<'a>(
             &'a self,
             reference: &'a Reference,
+            _daemon: Option<&'a DaemonChoice>,
         ) -> BoxFuture<'a, Result<bool, ImageError>> {
             async move {
                 let text = format!("{}:{}", reference.name(), reference.tag().unwrap_or(""));

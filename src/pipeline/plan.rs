@@ -11,6 +11,7 @@ use crate::config::model::{CustomConfig, KanikoConfig};
 use crate::config::{BuilderKind, Config, ImageConfig};
 use crate::kube::local::{ImageDelivery, LocalCluster};
 use crate::pipeline::schedule::JobSpec;
+use crate::registry::reference::repository_key;
 use std::collections::HashMap;
 
 /// A cluster on this machine and whether the `kind` CLI is installed.
@@ -222,16 +223,6 @@ fn builder_choice(
     }
 }
 
-/// Docker Hub spellings compare equal (`docker.io/library/x` = `x`), tags are ignored.
-fn repo_key(reference: &str) -> String {
-    let repo = dockerfile::repository_of(reference).to_ascii_lowercase();
-    let rest = repo
-        .strip_prefix("docker.io/")
-        .or_else(|| repo.strip_prefix("index.docker.io/"))
-        .unwrap_or(&repo);
-    rest.strip_prefix("library/").unwrap_or(rest).to_string()
-}
-
 /// Plans every image of `config` in config order. A Dockerfile that cannot be read yields no
 /// dependencies here; the image's job reports the error.
 pub fn plan(config: &Config, settings: &PlanSettings) -> Vec<ImagePlan> {
@@ -239,7 +230,7 @@ pub fn plan(config: &Config, settings: &PlanSettings) -> Vec<ImagePlan> {
     let by_repo: HashMap<String, &str> = config
         .images
         .iter()
-        .map(|(k, i)| (repo_key(&i.image), k.as_str()))
+        .map(|(k, i)| (repository_key(&i.image), k.as_str()))
         .collect();
     config
         .images
@@ -263,7 +254,7 @@ pub fn plan(config: &Config, settings: &PlanSettings) -> Vec<ImagePlan> {
                         })
                         .unwrap_or_default()
                         .iter()
-                        .filter_map(|r| by_repo.get(&repo_key(r)).copied())
+                        .filter_map(|r| by_repo.get(&repository_key(r)).copied())
                         .filter(|k| *k != key)
                         .map(str::to_string)
                         .fold(Vec::new(), |mut acc, k| {

@@ -19,7 +19,7 @@ use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::error::ImageError;
 use crate::pipeline::plan::{BuilderChoice, DaemonChoice, ImagePlan};
-use crate::registry::client::{ClientOptions, RegistryClient};
+use crate::registry::client::{ClientOptions, InsecureRegistries, RegistryClient};
 use crate::registry::credentials::{Credential, CredentialError, DockerConfig};
 use crate::registry::reference::{Reference, Registry};
 use futures_util::FutureExt;
@@ -54,10 +54,12 @@ pub trait Services: Send + Sync {
         reference: &'a str,
     ) -> BoxFuture<'a, Result<bool, ImageError>>;
 
-    /// Whether `reference` exists in its registry, asked with the user's credentials.
+    /// Whether `reference` exists in its registry, asked with the user's credentials; `daemon`
+    /// is the image's daemon, whose insecure-registry list applies (as for its push).
     fn registry_has<'a>(
         &'a self,
         reference: &'a Reference,
+        daemon: Option<&'a DaemonChoice>,
     ) -> BoxFuture<'a, Result<bool, ImageError>>;
 
     /// Pushes every tag of `request` (credentials added here) through `daemon`; returns the
@@ -151,10 +153,24 @@ impl LiveServices {
             .map_err(|e| ImageError::Credentials(e.clone()))
     }
 
-    async fn registry_client(&self) -> Result<&RegistryClient, ImageError> {
+    /// The registry client, set up once per run. When the image has a daemon that answers, the
+    /// daemon's `insecure-registries` apply, so a registry the daemon pushes to over plain
+    /// http (minikube's `192.168.49.2:5000`) is checked the same way instead of failing on a
+    /// TLS handshake.
+    async fn registry_client(
+        &self,
+        daemon: Option<&DaemonChoice>,
+    ) -> Result<&RegistryClient, ImageError> {
         self.registry
             .get_or_init(|| async {
-                RegistryClient::new(ClientOptions::default()).map_err(|e| e.to_string())
+                let info = match daemon {
+                    Some(d) => match self.daemon(d).await {
+                        Ok(daemon) => daemon.client().info().await.ok(),
+                        Err(_) => None,
+                    },
+                    None => None,
+                };
+                RegistryClient::new(client_options(info.as_ref())).map_err(|e| e.to_string())
             })
             .await
             .as_ref()
@@ -203,6 +219,15 @@ impl LiveServices {
             location: Some(location),
         })
     }
+}
+
+/// Registry client options that honour the daemon's insecure registries (`docker info`).
+pub fn client_options(info: Option<&bollard::models::SystemInfo>) -> ClientOptions {
+    let mut options = ClientOptions::default();
+    if let Some(config) = info.and_then(|i| i.registry_config.as_ref()) {
+        options.insecure = InsecureRegistries::from_daemon(config);
+    }
+    options
 }
 
 /// Connects to the Docker daemon inside minikube `profile` (`minikube docker-env`).
@@ -265,10 +290,11 @@ impl Services for LiveServices {
     fn registry_has<'a>(
         &'a self,
         reference: &'a Reference,
+        daemon: Option<&'a DaemonChoice>,
     ) -> BoxFuture<'a, Result<bool, ImageError>> {
         async move {
             let credential = self.credential_for(&reference.registry()).await?;
-            let client = self.registry_client().await?;
+            let client = self.registry_client(daemon).await?;
             Ok(client
                 .manifest_exists(reference, credential.as_ref())
                 .await?
@@ -320,5 +346,37 @@ impl Services for LiveServices {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemons_insecure_registries_reach_the_registry_client() {
+        let info = bollard::models::SystemInfo {
+            registry_config: Some(bollard::models::RegistryServiceConfig {
+                insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into(), "192.168.49.0/24".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // minikube's registry: plain http because the daemon says so, not because it is local.
+        assert!(
+            client_options(Some(&info))
+                .insecure
+                .allows_http("192.168.49.2:5000")
+        );
+        assert!(
+            !client_options(None)
+                .insecure
+                .allows_http("192.168.49.2:5000")
+        );
+        assert!(
+            !client_options(Some(&info))
+                .insecure
+                .allows_http("registry.example:5000")
+        );
     }
 }
