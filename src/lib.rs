@@ -3,7 +3,6 @@
 //!
 //! See `docs/architecture.md` for the module map and the flow.
 
-pub mod build;
 pub mod builder;
 pub mod cli;
 pub mod commands;
@@ -12,6 +11,7 @@ pub mod deploy;
 pub mod dev;
 pub mod diagnostic;
 pub mod exit;
+pub mod image;
 pub mod kube;
 pub mod pipeline;
 pub mod registry;

@@ -2,11 +2,11 @@
 //! settings, loading the config with cached variable answers, the async runtime (created only
 //! by commands that need it, so `print` stays light) and the frames that run a command body.
 
-use crate::build::cache::Cache;
 use crate::cli::{BuildArgs, GlobalArgs, OutputFormat};
 use crate::config::{self, ConfigError, LoadOptions, Loaded};
 use crate::deploy::run::DeployOptions;
 use crate::exit::ExitCode;
+use crate::image::cache::Cache;
 use crate::kube::KubeSettings;
 use crate::kube::client::KubeClient;
 use crate::pipeline::dispatch::BuildOptions;

@@ -3,13 +3,13 @@
 //! tags and deploy in config order (kubectl manifests by server-side apply, Helm charts
 //! through the `helm` binary), reporting what happened to every object through `ui`.
 
-use crate::build::cache::Cache;
 use crate::config::Loaded;
 use crate::deploy::apply::apply_rendered;
 use crate::deploy::helm_run::{HelmRelease, run_helm};
 use crate::deploy::{ImageTable, ImageTag, RenderedKind, render};
 use crate::diagnostic::Diagnostic;
 use crate::exit::ExitCode;
+use crate::image::cache::Cache;
 use crate::kube::client::KubeClient;
 use crate::kube::pull_secrets::{
     PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,

@@ -10,9 +10,9 @@
 pub mod session;
 pub mod watch;
 
-use crate::build::context::ignore::IgnoreRules;
-use crate::build::context::{canonical_context, context_rules, dockerfile_in_context};
 use crate::config::{BuilderKind, Config};
+use crate::image::context::ignore::IgnoreRules;
+use crate::image::context::{canonical_context, context_rules, dockerfile_in_context};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -42,7 +42,7 @@ pub struct RunState {
     plans: Vec<ImagePlan>,
     logs: HashMap<String, ImageLog>,
     durations: HashMap<String, u64>,
-    decisions: HashMap<String, crate::build::decision::Decision>,
+    decisions: HashMap<String, crate::image::decision::Decision>,
 }
 
 /// How a run ended: the report, the exit code, the successes and what to show of the failures.
@@ -321,7 +321,7 @@ pub async fn run_build(
     };
     let ctx = Arc::new(JobContext {
         settings,
-        cache: crate::build::cache::Cache::open(&root),
+        cache: crate::image::cache::Cache::open(&root),
         services,
     });
     let mut ui = Ui::new(ui_opts);
@@ -420,10 +420,10 @@ pub async fn run_build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::{Decision, PushReason, Reason};
     use crate::builder::DaemonError;
     use crate::builder::docker::DockerEndpoint;
     use crate::config::{Config, ImageConfig};
+    use crate::image::decision::{Decision, PushReason, Reason};
     use crate::pipeline::plan::PlanSettings;
 
     fn plans(keys: &[&str]) -> Vec<ImagePlan> {

@@ -2,14 +2,14 @@
 //! [`ImageError`], which says its hints, exit code and whether its cause is the environment
 //! (shared by every image that needs it) through [`Diagnostic`].
 
-use crate::build::cache::CacheError;
-use crate::build::context::ContextError;
-use crate::build::dockerfile::DockerfileError;
-use crate::build::on_change::OnChangeError;
-use crate::build::tag::InvalidTag;
 use crate::builder::{BuildError, DaemonError, PushError};
 use crate::diagnostic::Diagnostic;
 use crate::exit::ExitCode;
+use crate::image::cache::CacheError;
+use crate::image::context::ContextError;
+use crate::image::dockerfile::DockerfileError;
+use crate::image::on_change::OnChangeError;
+use crate::image::tag::InvalidTag;
 use crate::kube::KubeError;
 use crate::kube::local::LocalClusterError;
 use crate::registry::client::RegistryError;

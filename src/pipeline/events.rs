@@ -1,6 +1,6 @@
 //! Typed events that image jobs send to the dispatcher, and the report a run ends with.
 
-use crate::build::decision::Decision;
+use crate::image::decision::Decision;
 use serde::Serialize;
 use std::path::PathBuf;
 

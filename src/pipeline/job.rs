@@ -4,14 +4,14 @@
 //! produced. Sends typed events; prints nothing. The entry is committed only after the image
 //! was built and pushed, so a failed or interrupted image leaves its old entry in place.
 
-use crate::build::cache::{BuildOutcome as CacheOutcome, Cache, CachedImage, Decided, PushRecord};
-use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
-use crate::build::decision::{
-    BuilderInputs, Decision, DecisionInputs, FilesInput, PushReason, Reason,
-};
-use crate::build::{dockerfile, tag};
 use crate::builder::{BuildEvent, BuildRequest, ContextBody, DaemonError, EventSink, PushRequest};
 use crate::config::BuilderKind;
+use crate::image::cache::{BuildOutcome as CacheOutcome, Cache, CachedImage, Decided, PushRecord};
+use crate::image::context::{self, tar::DockerfileEntry, tar::TarOptions};
+use crate::image::decision::{
+    BuilderInputs, Decision, DecisionInputs, FilesInput, PushReason, Reason,
+};
+use crate::image::{dockerfile, tag};
 use crate::kube::local::ImageDelivery;
 use crate::pipeline::error::ImageError;
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
@@ -121,7 +121,7 @@ fn prepare(
         let on_change = if custom.on_change.is_empty() {
             None
         } else {
-            let files = crate::build::on_change::on_change_files(root, &custom.on_change)?;
+            let files = crate::image::on_change::on_change_files(root, &custom.on_change)?;
             Some(FilesInput::from_files(files))
         };
         return Ok(Prepared {

@@ -5,10 +5,10 @@
 //! and which other images of the same config it builds `FROM` (so it waits for them), in
 //! config order. Reads only Dockerfiles; runs nothing.
 
-use crate::build::dockerfile;
 use crate::builder::DockerMode;
 use crate::config::model::{CustomConfig, KanikoConfig};
 use crate::config::{BuilderKind, Config, ImageConfig};
+use crate::image::dockerfile;
 use crate::kube::local::{ImageDelivery, LocalCluster};
 use crate::pipeline::schedule::JobSpec;
 use crate::registry::reference::repository_key;

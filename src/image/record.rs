@@ -1,7 +1,7 @@
 //! What the cache remembers about an image's last successful build, as plain data: the
 //! `generated.yaml` entry (DevSpace's layout), this tool's record beside it, and the push.
-//! Shared by [`crate::build::cache`] (which reads and writes them) and
-//! [`crate::build::decision`] (which compares them with this run's inputs), so neither of the
+//! Shared by [`crate::image::cache`] (which reads and writes them) and
+//! [`crate::image::decision`] (which compares them with this run's inputs), so neither of the
 //! two depends on the other's internals.
 
 use indexmap::IndexMap;

@@ -17,8 +17,8 @@
 //! A record is trusted only while it matches its `generated.yaml` entry (same config hash,
 //! files hash and tag): another tool rewriting the entry makes the record stale, not wrong.
 
-use crate::build::decision::{self, Decision, DecisionInputs, FilesInput};
-pub use crate::build::record::{CachedImage, FileDigests, GeneratedImage, ImageRecord, PushRecord};
+use crate::image::decision::{self, Decision, DecisionInputs, FilesInput};
+pub use crate::image::record::{CachedImage, FileDigests, GeneratedImage, ImageRecord, PushRecord};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -678,8 +678,8 @@ impl crate::diagnostic::Diagnostic for CacheError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::{BuilderInputs, FilesInput};
     use crate::config::ImageConfig;
+    use crate::image::decision::{BuilderInputs, FilesInput};
 
     fn inputs(files: &[(&str, &str)], tag_in_config: &str) -> DecisionInputs {
         let files: FileDigests = files

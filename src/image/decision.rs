@@ -10,7 +10,7 @@
 //! - `imageConfigHash`: one hash per field of the resolved image config ([`image_config_fields`])
 //!   combined into one, so a decision can name the fields that changed. Paths are relative to the
 //!   project root, so a moved checkout matches;
-//! - `contextHash`: computed by `build::context`, with the per-file digest list that lets a
+//! - `contextHash`: computed by `image::context`, with the per-file digest list that lets a
 //!   decision name the changed files; `customFilesHash`: [`files_hash`] of the `onChange` files.
 //!
 //! Which fields of the image config are in the key is a typed table, [`key_fields`]: every
@@ -24,9 +24,9 @@
 //! container. `tags` are included, as in DevSpace: a new tag must be built (and `-t/--tag`
 //! overrides therefore count once they are applied to the config passed in).
 
-use crate::build::context::ContextScan;
-use crate::build::record::CachedImage;
 use crate::config::ImageConfig;
+use crate::image::context::ContextScan;
+use crate::image::record::CachedImage;
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -34,7 +34,7 @@ use std::fmt;
 use std::path::{Component, Path};
 use std::sync::{Arc, OnceLock};
 
-pub use crate::build::record::FileDigests;
+pub use crate::image::record::FileDigests;
 
 /// Where a field of the resolved image config stands in the cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +179,7 @@ impl FilesInput {
         Self::new(files_hash(&files), files)
     }
 
-    /// The scan of a build context by [`crate::build::context::scan_context`]: its hash and,
+    /// The scan of a build context by [`crate::image::context::scan_context`]: its hash and,
     /// deferred, its file digests.
     pub fn from_scan(scan: &ContextScan) -> Self {
         let scan = scan.clone();
@@ -496,7 +496,7 @@ impl fmt::Display for Reason {
 /// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
 /// run pushes, whether the recorded build was pushed.
 ///
-/// The changed-file list needs the cached file list ([`crate::build::record::ImageRecord::files`]);
+/// The changed-file list needs the cached file list ([`crate::image::record::ImageRecord::files`]);
 /// [`needs_cached_files`] says when to load it.
 pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool) -> Decision {
     if force {
@@ -774,8 +774,8 @@ pub fn relative_path(path: &Path, root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::record::{GeneratedImage, ImageRecord, PushRecord};
     use crate::config::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
+    use crate::image::record::{GeneratedImage, ImageRecord, PushRecord};
     use std::path::PathBuf;
 
     fn files(list: &[(&str, &str)]) -> FileDigests {
