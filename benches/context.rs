@@ -6,8 +6,9 @@
 //! peak RSS (VmHWM). The baseline, measured in the same run over the same bytes, is
 //! `openssl dgst -sha256` on every file. Medians of several runs are written to the
 //! "Context hashing" section of `docs/benchmarks.md`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // reports measurements
 
-use devspace::build::context::{scan_context, statcache, tar};
+use devspace::image::context::{scan_context, statcache, tar};
 use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,7 +219,7 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
         // Hash one file the way the scan does (for profiling).
         let start = Instant::now();
         let (digest, n) =
-            devspace::build::context::hash::hash_file(dir, &mut vec![0; 256 * 1024]).unwrap();
+            devspace::image::context::hash::hash_file(dir, &mut vec![0; 256 * 1024]).unwrap();
         let secs = start.elapsed().as_secs_f64();
         eprintln!(
             "{digest} {n} bytes {:.2} GB/s cpu {}",
@@ -270,7 +271,7 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
 
 /// Prints where a no-change scan spends its time (for tuning; not part of the report).
 fn phases(dir: &Path, cache: &Path) {
-    use devspace::build::context::{canonical_context, context_rules, hash, walk};
+    use devspace::image::context::{canonical_context, context_rules, hash, walk};
     let t = Instant::now();
     let root = canonical_context(dir).unwrap();
     let rules = context_rules(&root, Some("Dockerfile")).unwrap();

@@ -77,7 +77,7 @@ pub struct BuildArgs {
         long = "tag",
         value_name = "TAG",
         value_delimiter = ',',
-        value_parser = crate::build::tag::parse_tag_flag
+        value_parser = crate::image::tag::parse_tag_flag
     )]
     pub tags: Vec<String>,
     /// Build at most N images at the same time (default: all).

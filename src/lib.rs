@@ -3,14 +3,15 @@
 //!
 //! See `docs/architecture.md` for the module map and the flow.
 
-pub mod build;
 pub mod builder;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod dev;
+pub mod diagnostic;
 pub mod exit;
+pub mod image;
 pub mod kube;
 pub mod pipeline;
 pub mod pipeline_script;

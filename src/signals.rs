@@ -25,7 +25,9 @@ pub fn install() -> CancellationToken {
             }
         };
         first.await;
-        eprintln!("interrupted: stopping builds (press Ctrl-C again to exit at once)");
+        crate::ui::write_stderr(
+            "interrupted: stopping builds (press Ctrl-C again to exit at once)\n",
+        );
         t.cancel();
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(ExitCode::Interrupted as i32);

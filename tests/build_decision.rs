@@ -2,15 +2,15 @@
 //! Dockerfile override and `FROM` rewrite, content hashes, the skip decision and its reason,
 //! and committed cache entries surviving a reopen, a moved checkout and parallel writers.
 //!
-//! Contexts are scanned by `build::context` (walk, `.dockerignore`, stat cache) and reach the
+//! Contexts are scanned by `image::context` (walk, `.dockerignore`, stat cache) and reach the
 //! decision through `FilesInput::from_scan`.
 
-use devspace::build::cache::{BuildOutcome, Cache, PendingEntry, PushRecord};
-use devspace::build::context::scan_context;
-use devspace::build::decision::{BuilderInputs, DecisionInputs, FilesInput};
-use devspace::build::dockerfile::{self, Overrides};
-use devspace::build::on_change::on_change_files;
 use devspace::config::{BuildConfig, CustomConfig, ImageConfig};
+use devspace::image::cache::{BuildOutcome, Cache, PendingEntry, PushRecord};
+use devspace::image::context::scan_context;
+use devspace::image::decision::{BuilderInputs, DecisionInputs, FilesInput};
+use devspace::image::dockerfile::{self, Overrides};
+use devspace::image::on_change::on_change_files;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::fs;

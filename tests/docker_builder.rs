@@ -2,6 +2,7 @@
 //! started per test, and real processes: Engine API builds, the `docker build` CLI path
 //! (classic and BuildKit), pushes with credentials, the custom builder, cancellation and
 //! cleanup, and a streamed context whose size does not show up in our memory.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // reports measurements
 
 use std::collections::HashMap;
 use std::io::Write as _;

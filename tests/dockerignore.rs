@@ -5,7 +5,7 @@
 //! client-side), a `RUN` step lists what arrived in the image, and that list must equal what
 //! our walker includes. No skipping: without a reachable daemon the test fails.
 
-use devspace::build::context::{EntryKind, canonical_context, context_rules, walk::walk};
+use devspace::image::context::{EntryKind, canonical_context, context_rules, walk::walk};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -225,7 +225,7 @@ fn our_list(dir: &Path, ignore: &str) -> BTreeSet<String> {
     let rules = context_rules(&root, None).unwrap();
     let entries = walk(&root, &rules).unwrap();
     // `-f -`: the daemon deletes `.dockerignore` from the context when it excludes itself.
-    let drop_ignore = devspace::build::context::IgnoreRules::from_dockerignore(ignore)
+    let drop_ignore = devspace::image::context::IgnoreRules::from_dockerignore(ignore)
         .unwrap()
         .matches(".dockerignore");
     let mut out = BTreeSet::new();
@@ -339,7 +339,7 @@ fn walker_lists_the_expected_entries_for_a_known_tree() {
 /// Sends *our* tar stream (Dockerfile added as an extra entry, the way the build pipeline does
 /// for a Dockerfile outside the context) to the daemon and lists what the image received.
 fn docker_list_from_our_tar(dir: &Path) -> Result<BTreeSet<String>, String> {
-    use devspace::build::context::{
+    use devspace::image::context::{
         scan_context, tar::DockerfileEntry, tar::random_dockerfile_name,
     };
     use futures_util::StreamExt;

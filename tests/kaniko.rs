@@ -8,15 +8,15 @@ mod support;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use devspace::build::context::{
-    scan_context,
-    tar::{DockerfileEntry, TarOptions, context_tar_stream},
-};
 use devspace::builder::kaniko::pod::{DEFAULT_EXECUTOR_IMAGE, init_command};
 use devspace::builder::kaniko::status::PodFailure;
 use devspace::builder::kaniko::{KanikoBuilder, KanikoError, KanikoOutcome};
 use devspace::builder::{BuildError, BuildEvent, BuildRequest, ContextBody, EventSink};
 use devspace::config::model::{KanikoConfig, PodResources};
+use devspace::image::context::{
+    scan_context,
+    tar::{DockerfileEntry, TarOptions, context_tar_stream},
+};
 use devspace::kube::{KubeClient, KubeSettings};
 use devspace::registry::credentials::Credential;
 use indexmap::IndexMap;

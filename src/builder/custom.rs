@@ -93,6 +93,8 @@ impl CustomBuilder {
             Ok(ProcessOutcome::Exited { status, .. }) if status.success() => Ok(BuildOutcome {
                 image_id: None,
                 references: request.references(),
+                pushed: false,
+                digest: None,
             }),
             Ok(ProcessOutcome::Exited { status, .. }) => Err(BuildError::CommandFailed {
                 image: image.clone(),

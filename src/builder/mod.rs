@@ -214,6 +214,10 @@ pub struct BuildOutcome {
     pub image_id: Option<String>,
     /// Every reference (`repository:tag`) that now exists, in tag order.
     pub references: Vec<String>,
+    /// Whether the builder pushed the image itself (kaniko); the pipeline then does not.
+    pub pushed: bool,
+    /// The manifest digest the builder's push reported, if it pushed.
+    pub digest: Option<String>,
 }
 
 /// How many trailing output lines a failure carries.
@@ -395,6 +399,18 @@ where
         }
     }
     .boxed()
+}
+
+impl crate::diagnostic::Diagnostic for BuildError {
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+    fn exit_code(&self) -> ExitCode {
+        BuildError::exit_code(self)
+    }
+    fn last_lines(&self) -> &[String] {
+        BuildError::last_lines(self)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Without `-u` and `--password-stdin` it first tries the credentials already stored for the
 //! registry, like Docker, and only then prompts (on a terminal, password without echo).
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Read};
 
 use thiserror::Error;
 
@@ -15,6 +15,7 @@ use crate::registry::{
     ClientOptions, Credential, CredentialError, DockerConfig, ReferenceError, Registry,
     RegistryClient, RegistryError,
 };
+use crate::ui::{write_stderr, write_stdout};
 
 /// Why a login failed; each class has its exit code.
 #[derive(Debug, Error)]
@@ -36,7 +37,7 @@ enum LoginError {
     Setup(String),
 }
 
-impl LoginError {
+impl crate::diagnostic::Diagnostic for LoginError {
     fn exit_code(&self) -> ExitCode {
         match self {
             LoginError::Registry(e) => e.exit_code(),
@@ -47,17 +48,17 @@ impl LoginError {
         }
     }
 
-    fn hint(&self) -> Option<String> {
+    fn hints(&self) -> Vec<String> {
         match self {
             // The generic hint says "run devspace login", which is what just failed.
-            LoginError::Registry(e) if e.is_unauthorized() => Some(format!(
+            LoginError::Registry(e) if e.is_unauthorized() => vec![format!(
                 "check the user name and password for {}",
                 e.registry()
-            )),
-            LoginError::Registry(e) => e.hint(),
-            LoginError::Credentials(e) => e.hint(),
-            LoginError::Usage(_) => Some("see `devspace login --help`".into()),
-            _ => None,
+            )],
+            LoginError::Registry(e) => e.hint().into_iter().collect(),
+            LoginError::Credentials(e) => e.hint().into_iter().collect(),
+            LoginError::Usage(_) => vec!["see `devspace login --help`".into()],
+            _ => Vec::new(),
         }
     }
 }
@@ -66,13 +67,7 @@ impl LoginError {
 pub fn run(registry: Option<&str>, username: Option<&str>, password_stdin: bool) -> ExitCode {
     match login(registry.unwrap_or(""), username, password_stdin) {
         Ok(()) => ExitCode::Success,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(hint) = e.hint() {
-                eprintln!("hint: {hint}");
-            }
-            e.exit_code()
-        }
+        Err(e) => crate::ui::report(false, &e),
     }
 }
 
@@ -101,13 +96,15 @@ fn login(
         None
     };
     if let Some(stored) = stored {
-        eprintln!("Authenticating with existing credentials...");
+        write_stderr("Authenticating with existing credentials...\n");
         match runtime.block_on(client.verify_login(&registry, &stored)) {
             Ok(()) => {
-                println!("Login Succeeded");
+                write_stdout("Login Succeeded\n");
                 return Ok(());
             }
-            Err(e) if e.is_unauthorized() => eprintln!("Login did not succeed, error: {e}"),
+            Err(e) if e.is_unauthorized() => {
+                write_stderr(&format!("Login did not succeed, error: {e}\n"))
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -115,13 +112,13 @@ fn login(
     let credential = read_credential(username, password_stdin)?;
     runtime.block_on(client.verify_login(&registry, &credential))?;
     if let CredentialStore::File(path) = config.store(&registry, &credential)? {
-        eprintln!(
+        write_stderr(&format!(
             "WARNING! Your password is stored unencrypted in {}.\n\
-             Configure a credential helper (`credsStore`) to remove this warning.",
+             Configure a credential helper (`credsStore`) to remove this warning.\n",
             path.display()
-        );
+        ));
     }
-    println!("Login Succeeded");
+    write_stdout("Login Succeeded\n");
     Ok(())
 }
 
@@ -132,13 +129,7 @@ fn read_credential(username: Option<&str>, password_stdin: bool) -> Result<Crede
     let username = match username {
         Some(user) => user.trim().to_owned(),
         None if interactive => {
-            print!("Username: ");
-            std::io::stdout()
-                .flush()
-                .map_err(|source| LoginError::Input {
-                    what: "user name",
-                    source,
-                })?;
+            write_stdout("Username: ");
             let mut line = String::new();
             stdin
                 .lock()
@@ -199,6 +190,7 @@ fn trim_password(mut input: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Diagnostic;
 
     #[test]
     fn password_line_endings() {

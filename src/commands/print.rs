@@ -2,74 +2,38 @@
 //! paths relative to the project root. Loads the config and nothing else: no async runtime,
 //! no network, no Docker or Kubernetes.
 
+use super::common::load_options;
 use crate::cli::GlobalArgs;
-use crate::config::{self, ConfigError, LoadOptions, Loaded};
+use crate::config::{self, Loaded};
 use crate::exit::ExitCode;
-use std::io::{IsTerminal, Write};
+use crate::ui::{print_error, write_stderr, write_stdout};
 use std::path::{Component, Path, PathBuf};
-
-/// Builds the loader options from the global flags (shared by every command).
-pub fn load_options(global: &GlobalArgs) -> Result<LoadOptions, ConfigError> {
-    let cwd = std::env::current_dir().map_err(|source| ConfigError::Read {
-        path: PathBuf::from("."),
-        source,
-    })?;
-    let mut opts = LoadOptions {
-        config_path: global.config.clone(),
-        cwd,
-        profiles: global.profiles.clone(),
-        vars: global.vars.clone(),
-        interactive: std::io::stdin().is_terminal(),
-        cached_vars: Default::default(),
-        kube_context: global.kube_context.clone(),
-        namespace: global.namespace.clone(),
-        no_commands: false,
-    };
-    // Answers cached by earlier runs count like DevSpace's; a missing config is reported by
-    // the load itself.
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    if let Ok(path) = config::find_config(&opts, home.as_deref())
-        && let Some(root) = path.parent()
-    {
-        opts.cached_vars = config::read_cached_vars(root);
-    }
-    Ok(opts)
-}
-
-/// Prints a config error the way every command does: `error:` lines, then a `hint:`.
-pub fn report_error(err: &ConfigError) -> ExitCode {
-    eprintln!("error: {err}");
-    if let Some(hint) = err.hint() {
-        eprintln!("hint: {hint}");
-    }
-    err.exit_code()
-}
 
 /// Prints the resolved config (or, with `images`, a table of the images; with `convert`, its
 /// DevSpace 6 form). A DevSpace 6 config prints in its own (v2beta1) shape.
 pub fn run(global: &GlobalArgs, images: bool, convert: bool) -> ExitCode {
     let loaded = match load_options(global).and_then(|o| config::load(&o)) {
         Ok(l) => l,
-        Err(e) => return report_error(&e),
+        Err(e) => return crate::ui::report(false, &e),
     };
     if !global.silent {
         if std::env::current_dir().is_ok_and(|cwd| cwd != loaded.source.root)
             && global.config.is_none()
         {
-            eprintln!(
-                "info: using devspace config in {}",
+            write_stderr(&format!(
+                "info: using devspace config in {}\n",
                 loaded.source.root.display()
-            );
+            ));
         }
         for w in &loaded.warnings {
-            eprintln!("warn: {w}");
+            write_stderr(&format!("warn: {w}\n"));
         }
     }
     if global.debug && !loaded.unused_sections.is_empty() {
-        eprintln!(
-            "debug: sections not used by this tool: {}",
+        write_stderr(&format!(
+            "debug: sections not used by this tool: {}\n",
             loaded.unused_sections.join(", ")
-        );
+        ));
     }
     let v2 = convert || loaded.config.version == config::v2::VERSION;
     let text = if images {
@@ -78,13 +42,17 @@ pub fn run(global: &GlobalArgs, images: bool, convert: bool) -> ExitCode {
         let (doc, notes) = config::v2::convert::to_v2(&loaded.config, &loaded.source.root);
         if !global.silent {
             for n in &notes {
-                eprintln!("warn: {n}");
+                write_stderr(&format!("warn: {n}\n"));
             }
         }
         match serde_saphyr::to_string(&doc) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot render the config as YAML: {e}");
+                print_error(
+                    false,
+                    &format!("cannot render the config as YAML: {e}"),
+                    &[],
+                );
                 return ExitCode::Failure;
             }
         }
@@ -92,14 +60,17 @@ pub fn run(global: &GlobalArgs, images: bool, convert: bool) -> ExitCode {
         match serde_saphyr::to_string(&loaded.config) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: cannot render the config as YAML: {e}");
+                print_error(
+                    false,
+                    &format!("cannot render the config as YAML: {e}"),
+                    &[],
+                );
                 return ExitCode::Failure;
             }
         }
     };
-    let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = out.write_all(text.as_bytes());
+    write_stdout(&text);
     ExitCode::Success
 }
 

@@ -1,24 +1,26 @@
 //! `devspace render`: build (unless `--skip-build`), then print the manifests and Helm values
 //! deploy would apply, with image tags replaced. Needs no cluster.
 
-use super::build::{BuildRun, build_images, deploy_tags, print_report};
-use crate::cli::{BuildArgs, GlobalArgs};
+use super::common::{build_options, run_with_config, ui_options};
+use crate::cli::{BuildArgs, GlobalArgs, OutputFormat};
+use crate::deploy::run::deploy_tags;
 use crate::deploy::{ImageTable, format_rendered, render};
 use crate::exit::ExitCode;
-use crate::ui::UiOptions;
-use std::io::Write;
+use crate::pipeline::dispatch::{BuildRun, build_images};
+use crate::ui::summary::print_report;
+use crate::ui::{print_error, write_stderr, write_stdout};
 
 /// Runs `devspace render`.
 pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests: bool) -> ExitCode {
-    super::common::run_with_config(global, |loaded, cancel| async move {
+    run_with_config(global, |loaded, cancel| async move {
         let run: Option<BuildRun> = if skip_build {
             None
         } else {
-            let mut ui_opts = UiOptions::detect(global.debug, global.silent, global.no_color, true);
-            ui_opts.stream_logs = args.build_sequential;
-            let kube = super::build::kube_settings(global);
-            let run = build_images(&loaded, args, false, ui_opts, kube, None, cancel).await;
-            print_report(&run.report, args.output, false, global.silent, true);
+            // stdout carries the manifests: the build reports on stderr.
+            let opts = build_options(global, args, false);
+            let run = build_images(&loaded, &opts, ui_options(global, args, true), cancel).await;
+            let json = args.output == OutputFormat::Json;
+            print_report(&run.report, json, false, global.silent, true);
             if run.exit != ExitCode::Success {
                 return run.exit;
             }
@@ -33,20 +35,15 @@ pub fn run(global: &GlobalArgs, args: &BuildArgs, skip_build: bool, use_digests:
             Ok(Ok(deployments)) => {
                 for d in &deployments {
                     for w in &d.warnings {
-                        eprintln!("warning: deployment {}: {w}", d.name);
+                        write_stderr(&format!("warning: deployment {}: {w}\n", d.name));
                     }
                 }
-                let _ = std::io::stdout()
-                    .lock()
-                    .write_all(format_rendered(&deployments).as_bytes());
+                write_stdout(&format_rendered(&deployments));
                 ExitCode::Success
             }
-            Ok(Err(e)) => {
-                crate::ui::print_error(false, &e.to_string(), &[]);
-                ExitCode::Failure
-            }
+            Ok(Err(e)) => crate::ui::report(false, &e),
             Err(e) => {
-                crate::ui::print_error(false, &format!("render failed: {e}"), &[]);
+                print_error(false, &format!("render failed: {e}"), &[]);
                 ExitCode::Failure
             }
         }

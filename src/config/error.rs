@@ -263,3 +263,5 @@ impl ConfigError {
         }
     }
 }
+
+crate::diagnostic::diagnostic_from_inherent!(ConfigError, hint, exit);

@@ -368,7 +368,7 @@ pub fn validate(config: &Config) -> Result<(), (String, String)> {
             ));
         }
         for tag in &img.tags {
-            crate::build::tag::check_written_tag(tag)
+            crate::image::tag::check_written_tag(tag)
                 .map_err(|e| (key.clone(), format!("images.{key}.tags: {e}")))?;
         }
         if let Some(c) = &img.build.custom

@@ -542,18 +542,21 @@ impl<'a> Resolver<'a> {
                     message: format!("cannot read an answer: {e}"),
                 })?;
             if !def.options.is_empty() && !def.options.contains(&answer) {
-                eprintln!("please answer one of: {}", def.options.join(", "));
+                crate::ui::write_stderr(&format!(
+                    "please answer one of: {}\n",
+                    def.options.join(", ")
+                ));
                 continue;
             }
             if let Some(re) = &pattern
                 && !re.is_match(&answer)
             {
-                eprintln!(
-                    "{}",
+                crate::ui::write_stderr(&format!(
+                    "{}\n",
                     def.validation_message
                         .clone()
                         .unwrap_or_else(|| format!("answer must match {re}"))
-                );
+                ));
                 continue;
             }
             self.answers.insert(name.to_string(), answer.clone());

@@ -284,6 +284,8 @@ async fn discover(
     }
 }
 
+impl crate::diagnostic::Diagnostic for ApplyError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

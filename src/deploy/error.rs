@@ -47,3 +47,5 @@ pub enum DeployError {
     )]
     Unsupported { deployment: String },
 }
+
+impl crate::diagnostic::Diagnostic for DeployError {}

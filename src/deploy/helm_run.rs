@@ -283,6 +283,8 @@ fn mask(error: ToolError, password: Option<&str>) -> ToolError {
     }
 }
 
+impl crate::diagnostic::Diagnostic for HelmRunError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,8 @@
 //!
 //! The cluster side works from [`render`]'s [`RenderedDeployment`]s: [`apply`] applies kubectl
 //! objects by server-side apply, [`helm_run`] runs `helm upgrade --install` with the rendered
-//! values.
+//! values. [`run`] is the whole pass deploy and dev share: connect, pull secrets, build,
+//! render, apply.
 
 pub mod apply;
 pub mod helm;
@@ -12,6 +13,7 @@ pub mod helm_run;
 pub mod manifests;
 pub mod render;
 pub mod replace;
+pub mod run;
 
 mod error;
 mod reference;

@@ -1,16 +1,18 @@
 //! The `devspace dev` watch loop's decisions: which paths to watch for a config's images, which
 //! images a batch of changed paths affects (honouring each context's `.dockerignore` and
 //! skipping `.devspace/`), and the one line printed per cycle. These are pure; [`watch`] is the
-//! thin adapter over `notify` that delivers debounced batches of paths.
+//! thin adapter over `notify` that delivers debounced batches of paths; [`session`] is the
+//! loop that builds, deploys and watches.
 //!
 //! Whether an affected image is really rebuilt stays with the build decision engine: a change
 //! here only starts a cycle, and the cycle's build skips every image whose inputs are the same.
 
+pub mod session;
 pub mod watch;
 
-use crate::build::context::ignore::IgnoreRules;
-use crate::build::context::{canonical_context, context_rules, dockerfile_in_context};
 use crate::config::{BuilderKind, Config};
+use crate::image::context::ignore::IgnoreRules;
+use crate::image::context::{canonical_context, context_rules, dockerfile_in_context};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

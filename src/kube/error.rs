@@ -61,6 +61,16 @@ pub enum KubeError {
 }
 
 impl KubeError {
+    /// The documented exit code: 4 when no cluster can be reached (or none is configured).
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        match self {
+            KubeError::Unreachable { .. } | KubeError::NoKubeconfig { .. } => {
+                crate::exit::ExitCode::Unreachable
+            }
+            _ => crate::exit::ExitCode::Failure,
+        }
+    }
+
     /// The HTTP status the API server answered with, for API errors.
     pub fn status_code(&self) -> Option<u16> {
         match self {
@@ -146,6 +156,15 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+impl crate::diagnostic::Diagnostic for KubeError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        KubeError::exit_code(self)
+    }
+    fn is_environment(&self) -> bool {
+        self.exit_code() == crate::exit::ExitCode::Unreachable
+    }
 }
 
 #[cfg(test)]

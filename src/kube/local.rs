@@ -271,6 +271,8 @@ pub async fn kind_load(
         })
 }
 
+impl crate::diagnostic::Diagnostic for LocalClusterError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

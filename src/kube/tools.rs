@@ -137,6 +137,8 @@ fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
+impl crate::diagnostic::Diagnostic for ToolError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Typed events that image jobs send to the dispatcher, and the report a run ends with.
 
+use crate::image::decision::Decision;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -32,8 +33,8 @@ impl Stage {
 pub enum ImageEvent {
     /// The job moved to another stage.
     Stage(Stage),
-    /// The build decision and its reason (`skip (no change)`, `rebuild: ...`).
-    Decision { rebuild: bool, reason: String },
+    /// The build decision, after verification (`skip (no change)`, `rebuild: ...`).
+    Decision(Decision),
     /// A `Step n/m : ...` line of a Docker build.
     Step { n: u32, total: u32, text: String },
     /// One whole line of build/push output.
@@ -42,6 +43,8 @@ pub enum ImageEvent {
     Note(String),
     /// A tag was pushed.
     Pushed { tag: String, digest: Option<String> },
+    /// The job ended (successfully or not) after `duration_ms` of work.
+    Finished { duration_ms: u64 },
 }
 
 /// An event for one image, sent to the dispatcher.
@@ -102,8 +105,11 @@ pub struct ImageReport {
     pub tags: Vec<String>,
     pub builder: String,
     pub status: Status,
-    /// The decision and its reason, or the error summary.
+    /// The decision and its reason, or the error's first line.
     pub reason: String,
+    /// The typed decision (after verification), when the job got that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     /// Digest of the pushed image, if pushed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -1,40 +1,33 @@
-//! One image's pipeline: Dockerfile → overrides → context scan → decision → verify the
-//! skipped tag still exists → build → tag → push → cache commit. Sends typed events; prints
-//! nothing. The cache entry is committed only after the image was built and pushed.
+//! One image's pipeline, a straight line over what the plan fixed and the [`Services`] port:
+//! prepare (Dockerfile → overrides → context scan) → decide (the cache) → verify a skipped
+//! tag still exists → build → deliver (kind load) → push → commit the cache entry the decision
+//! produced. Sends typed events; prints nothing. The entry is committed only after the image
+//! was built and pushed, so a failed or interrupted image leaves its old entry in place.
 
-use crate::build::cache::{
-    BuildOutcome as CacheOutcome, Cache, CachedImage, PendingEntry, PushRecord,
+use crate::builder::{BuildEvent, BuildRequest, ContextBody, DaemonError, EventSink, PushRequest};
+use crate::config::BuilderKind;
+use crate::image::cache::{BuildOutcome as CacheOutcome, Cache, CachedImage, Decided, PushRecord};
+use crate::image::context::{self, tar::DockerfileEntry, tar::TarOptions};
+use crate::image::decision::{
+    BuilderInputs, Decision, DecisionInputs, FilesInput, PushReason, Reason,
 };
-use crate::build::context::{self, tar::DockerfileEntry, tar::TarOptions};
-use crate::build::decision::{BuilderInputs, Decision, DecisionInputs, FilesInput, Reason};
-use crate::build::{dockerfile, tag};
-use crate::builder::docker::{ConnectOptions, DockerEnv, resolve_endpoint};
-use crate::builder::kaniko::{self, KanikoBuilder};
-use crate::builder::{
-    BuildEvent, BuildRequest, ContextBody, CustomBuilder, DaemonError, DockerApiBuilder,
-    DockerCliBuilder, DockerDaemon, EventSink, PushRequest,
-};
-use crate::config::model::KanikoConfig;
-use crate::config::{BuilderKind, ImageConfig};
-use crate::exit::ExitCode;
-use crate::kube::local::{ImageDelivery, KindLoad, LocalCluster, kind_load, minikube_docker_env};
-use crate::kube::tools::Tools;
-use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
+use crate::image::{dockerfile, tag};
+use crate::kube::local::ImageDelivery;
+use crate::pipeline::error::ImageError;
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
-use crate::pipeline::plan::ImagePlan;
-use crate::registry::client::RegistryClient;
-use crate::registry::credentials::{Credential, DockerConfig};
+use crate::pipeline::plan::{BuilderChoice, Fallback, ImagePlan};
+use crate::pipeline::services::{ReadyBuilder, Services};
 use crate::registry::reference::{Reference, Registry};
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of one run that every job shares.
 #[derive(Debug, Clone, Default)]
-pub struct RunSettings {
+pub struct JobSettings {
     /// Directory of `devspace.yaml`.
     pub root: PathBuf,
     /// Cache bucket (`profiles.<name>` in generated.yaml): the applied profiles, or "".
@@ -43,275 +36,27 @@ pub struct RunSettings {
     pub skip_push: bool,
     /// `--dry-run`: decide only; never contact Docker or a registry.
     pub dry_run: bool,
-    /// Cluster of kaniko builds (`--kube-context`, `-n`); read only when one is needed.
-    pub kube: KubeSettings,
-    /// DevSpace 6 config: DevSpace 6's cache layout (`.devspace/cache.yaml`).
-    pub devspace6: bool,
-    /// The local cluster deploy/dev deliver to (`None` for `devspace build`, like DevSpace 4,
-    /// and for remote clusters): decides per image whether to push.
-    pub local: Option<LocalTarget>,
 }
 
-/// A cluster on this machine and whether the `kind` CLI is installed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalTarget {
-    pub cluster: LocalCluster,
-    pub kind_installed: bool,
-}
-
-/// How `plan`'s image reaches the cluster: only daemon builds can skip the registry (kaniko
-/// pushes while building; custom builds are the user's business).
-fn delivery(plan: &ImagePlan, settings: &RunSettings) -> ImageDelivery {
-    let Some(local) = &settings.local else {
-        return ImageDelivery::Push;
-    };
-    let build = &plan.config.build;
-    let prefer_minikube = match plan.builder {
-        BuilderKind::Docker => build.docker.as_ref().and_then(|d| d.prefer_minikube),
-        BuilderKind::BuildKit => build.build_kit.as_ref().and_then(|b| b.prefer_minikube),
-        _ => return ImageDelivery::Push,
-    };
-    local
-        .cluster
-        .delivery(prefer_minikube != Some(false), local.kind_installed)
-}
-
-/// The one line saying how a locally delivered image reached `cluster`; `None` when pushed.
-fn delivery_note(cluster: &LocalCluster, delivery: &ImageDelivery, built: bool) -> Option<String> {
-    let text = match (cluster, delivery, built) {
-        (_, ImageDelivery::Push, _) => return None,
-        (LocalCluster::Minikube { profile }, _, true) => {
-            format!(
-                "minikube profile \"{profile}\": built with its Docker daemon instead of pushing"
-            )
-        }
-        (LocalCluster::Minikube { profile }, _, false) => {
-            format!("minikube profile \"{profile}\": image found in its Docker daemon; not pushed")
-        }
-        (LocalCluster::Kind { cluster }, ImageDelivery::KindLoad { .. }, true) => {
-            format!("kind cluster \"{cluster}\": loaded image into the nodes instead of pushing")
-        }
-        (LocalCluster::Kind { cluster }, _, false) => {
-            format!(
-                "kind cluster \"{cluster}\": image unchanged; not pushed (loaded into the nodes when built)"
-            )
-        }
-        (cluster, _, _) => format!("{cluster}: shares the local Docker daemon; not pushed"),
-    };
-    Some(text)
-}
-
-/// Connects to the Docker daemon inside minikube `profile` (`minikube docker-env`).
-async fn connect_minikube(profile: &str) -> Result<DockerDaemon, DaemonError> {
-    let env = minikube_docker_env(&Tools::from_env(), profile)
-        .await
-        .map_err(|e| DaemonError::LocalCluster(Box::new(e)))?;
-    let get = |key: &str| env.get(key).filter(|v| !v.is_empty()).cloned();
-    let docker_env = DockerEnv {
-        docker_host: get("DOCKER_HOST"),
-        docker_tls_verify: get("DOCKER_TLS_VERIFY"),
-        docker_cert_path: get("DOCKER_CERT_PATH"),
-        ..DockerEnv::from_process()
-    };
-    let endpoint = resolve_endpoint(&docker_env)?;
-    DockerDaemon::connect_to(endpoint, ConnectOptions::default()).await
-}
-
-/// What every job shares: settings, the cache, the lazily connected daemon, credentials.
-pub struct Shared {
-    pub settings: RunSettings,
+/// What every job of a run works with: the settings, the cache and the services port.
+pub struct JobContext {
+    pub settings: JobSettings,
     pub cache: Cache,
-    daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
-    /// minikube's daemon, for images built against it.
-    minikube_daemon: OnceCell<Result<DockerDaemon, Arc<DaemonError>>>,
-    kube: LazyKubeClient,
-    credentials: OnceCell<Result<DockerConfig, String>>,
-    registry: OnceCell<Result<RegistryClient, String>>,
-    /// Credentials resolved per registry, so a helper runs once per registry and run.
-    resolved: tokio::sync::Mutex<HashMap<Registry, Option<Credential>>>,
-}
-
-impl Shared {
-    /// Shared state for a run; nothing is connected until a job needs it.
-    pub fn new(settings: RunSettings) -> Self {
-        let cache = Cache::open_for(&settings.root, settings.devspace6);
-        Shared {
-            kube: LazyKubeClient::new(settings.kube.clone()),
-            settings,
-            cache,
-            daemon: OnceCell::new(),
-            minikube_daemon: OnceCell::new(),
-            credentials: OnceCell::new(),
-            registry: OnceCell::new(),
-            resolved: tokio::sync::Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The daemon, connected (and pinged, with a short timeout) once per run.
-    async fn connect_daemon(&self) -> Result<DockerDaemon, Arc<DaemonError>> {
-        self.daemon
-            .get_or_init(|| async { DockerDaemon::connect().await.map_err(Arc::new) })
-            .await
-            .clone()
-    }
-
-    /// The daemon `plan` builds with: minikube's when it shares minikube's daemon.
-    async fn daemon_for(&self, plan: &ImagePlan) -> Result<DockerDaemon, Arc<DaemonError>> {
-        match (&self.settings.local, delivery(plan, &self.settings)) {
-            (
-                Some(LocalTarget {
-                    cluster: LocalCluster::Minikube { profile },
-                    ..
-                }),
-                ImageDelivery::SharedDaemon,
-            ) => self
-                .minikube_daemon
-                .get_or_init(|| async { connect_minikube(profile).await.map_err(Arc::new) })
-                .await
-                .clone(),
-            _ => self.connect_daemon().await,
-        }
-    }
-
-    async fn daemon(&self) -> Result<DockerDaemon, ImageFailure> {
-        self.connect_daemon().await.map_err(|e| daemon_failure(&e))
-    }
-
-    /// The cluster client for kaniko builds, built on first use.
-    async fn kube_client(&self) -> Result<&crate::kube::KubeClient, ImageFailure> {
-        self.kube.get().await.map_err(|e| ImageFailure {
-            exit: match e {
-                KubeError::Unreachable { .. } | KubeError::NoKubeconfig { .. } => {
-                    ExitCode::Unreachable
-                }
-                _ => ExitCode::Failure,
-            },
-            message: e.to_string(),
-            hints: Vec::new(),
-            last_lines: Vec::new(),
-        })
-    }
-
-    async fn docker_config(&self) -> Result<&DockerConfig, ImageFailure> {
-        let res = self
-            .credentials
-            .get_or_init(|| async { DockerConfig::load().map_err(|e| e.to_string()) })
-            .await;
-        res.as_ref().map_err(|e| ImageFailure::plain(e.clone()))
-    }
-
-    async fn registry_client(&self) -> Result<&RegistryClient, ImageFailure> {
-        let res = self
-            .registry
-            .get_or_init(|| async {
-                RegistryClient::new(Default::default()).map_err(|e| e.to_string())
-            })
-            .await;
-        res.as_ref().map_err(|e| ImageFailure::plain(e.clone()))
-    }
-
-    /// Credentials for `registry`, resolved like Docker (helpers run on a blocking thread).
-    async fn credential_for(
-        &self,
-        registry: &Registry,
-    ) -> Result<Option<Credential>, ImageFailure> {
-        // Held across the lookup: parallel images of one registry wait for one helper run.
-        let mut resolved = self.resolved.lock().await;
-        if let Some(c) = resolved.get(registry) {
-            return Ok(c.clone());
-        }
-        let config = self.docker_config().await?.clone();
-        let reg = registry.clone();
-        let credential = tokio::task::spawn_blocking(move || config.resolve(&reg))
-            .await
-            .map_err(|e| ImageFailure::plain(format!("credential lookup failed: {e}")))?
-            .map_err(|e| ImageFailure {
-                message: e.to_string(),
-                hints: e.hint().into_iter().collect(),
-                last_lines: Vec::new(),
-                exit: ExitCode::Auth,
-            })?;
-        resolved.insert(registry.clone(), credential.clone());
-        Ok(credential)
-    }
-}
-
-fn daemon_failure(e: &DaemonError) -> ImageFailure {
-    ImageFailure {
-        message: e.to_string(),
-        hints: e.hint().into_iter().collect(),
-        last_lines: Vec::new(),
-        exit: e.exit_code(),
-    }
-}
-
-fn disables_fallback(plan: &ImagePlan) -> bool {
-    plan.config
-        .build
-        .docker
-        .as_ref()
-        .and_then(|d| d.disable_fallback)
-        == Some(true)
-}
-
-/// Whether an unreachable daemon sends this image to kaniko (DevSpace: docker builder,
-/// unless `build.docker.disableFallback`).
-fn kaniko_fallback(plan: &ImagePlan, e: &DaemonError) -> bool {
-    plan.builder == BuilderKind::Docker
-        && matches!(e, DaemonError::Unreachable { .. })
-        && !disables_fallback(plan)
-}
-
-/// The failure for a daemon error, saying when `disableFallback` kept kaniko out.
-fn daemon_failure_for(plan: &ImagePlan, e: &DaemonError) -> ImageFailure {
-    let mut failure = daemon_failure(e);
-    if plan.builder == BuilderKind::Docker
-        && matches!(e, DaemonError::Unreachable { .. })
-        && disables_fallback(plan)
-    {
-        failure.message = format!(
-            "image {}: {e}; build.docker.disableFallback is set, so it is not built with kaniko instead",
-            plan.key
-        );
-        failure
-            .hints
-            .push("start the Docker daemon, or remove `disableFallback` to build in the cluster with kaniko".into());
-    }
-    failure
+    pub services: Arc<dyn Services>,
 }
 
 /// A successful image job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageSuccess {
     pub status: Status,
-    /// The decision's reason (`skip (no change)`, `rebuild: ...`).
-    pub reason: String,
+    /// The decision, after verification.
+    pub decision: Decision,
     /// Tags of the image now (fresh when built, recorded when skipped).
     pub tags: Vec<String>,
     pub digest: Option<String>,
     pub pushed: bool,
     /// (files, bytes) of the context, when scanned.
     pub context: Option<(u64, u64)>,
-}
-
-/// A failed image job: the message, hints, the last log lines and the exit code class.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageFailure {
-    pub message: String,
-    pub hints: Vec<String>,
-    pub last_lines: Vec<String>,
-    pub exit: ExitCode,
-}
-
-impl ImageFailure {
-    fn plain(message: impl Into<String>) -> Self {
-        ImageFailure {
-            message: message.into(),
-            hints: Vec::new(),
-            last_lines: Vec::new(),
-            exit: ExitCode::Failure,
-        }
-    }
 }
 
 /// Sends events for one image.
@@ -330,7 +75,8 @@ impl Emitter {
         }
     }
 
-    fn send(&self, kind: ImageEvent) {
+    /// Sends one event for this image (a closed dispatcher drops it).
+    pub fn send(&self, kind: ImageEvent) {
         let _ = self.tx.send(Event {
             image: self.key.clone(),
             kind,
@@ -353,125 +99,96 @@ impl Emitter {
 /// The inputs computed before deciding.
 struct Prepared {
     inputs: DecisionInputs,
-    /// Final Dockerfile text and how it enters the tar (docker/kaniko only).
-    dockerfile: Option<(String, DockerfileEntry, String)>,
-    scan: Option<context::ContextScan>,
+    /// The context and the Dockerfile's place in it (docker/kaniko only).
+    context: Option<PreparedContext>,
 }
 
-/// Whether this image is pushed in this run.
-fn wants_push(image: &ImageConfig, kind: BuilderKind, settings: &RunSettings) -> bool {
-    // Kaniko pushes as part of the build: the registry is the only place its image exists.
-    kind == BuilderKind::Kaniko
-        || (kind != BuilderKind::Custom
-            && !settings.skip_push
-            && image.build.docker.as_ref().and_then(|d| d.skip_push) != Some(true)
-            && image.build.build_kit.as_ref().and_then(|b| b.skip_push) != Some(true))
+struct PreparedContext {
+    scan: context::ContextScan,
+    /// How the final Dockerfile enters the tar, and its path there.
+    dockerfile: DockerfileEntry,
+    dockerfile_name: String,
 }
 
+/// Reads, rewrites and hashes what the decision compares (on a blocking thread).
 fn prepare(
     plan: &ImagePlan,
     fresh_from: &HashMap<String, String>,
-    settings: &RunSettings,
-    push: bool,
+    root: &std::path::Path,
     cancel: &CancellationToken,
-) -> Result<Prepared, ImageFailure> {
+) -> Result<Prepared, ImageError> {
     let image = &plan.config;
-    let root = &settings.root;
-    match plan.builder {
-        BuilderKind::Custom => {
-            let custom = image.build.custom.clone().unwrap_or_default();
-            let on_change = if custom.on_change.is_empty() {
-                None
-            } else {
-                let files = crate::build::on_change::on_change_files(root, &custom.on_change)
-                    .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
-                Some(FilesInput::from_files(files))
-            };
-            Ok(Prepared {
-                inputs: DecisionInputs::new(image, root, push, BuilderInputs::Custom { on_change }),
-                dockerfile: None,
-                scan: None,
-            })
-        }
-        _ => {
-            let df_path = &image.dockerfile;
-            let text = std::fs::read_to_string(df_path).map_err(|e| ImageFailure {
-                message: format!(
-                    "image {}: cannot read Dockerfile {}: {e}",
-                    plan.key,
-                    df_path.display()
-                ),
-                hints: vec![format!(
-                    "set `images.{}.dockerfile` in devspace.yaml (paths are relative to {})",
-                    plan.key,
-                    root.display()
-                )],
-                last_lines: Vec::new(),
-                exit: ExitCode::Failure,
-            })?;
-            let options = image.options().cloned().unwrap_or_default();
-            let dferr = |e: dockerfile::DockerfileError| {
-                ImageFailure::plain(format!("image {}: {e}", plan.key))
-            };
-            let text = dockerfile::rewrite_from(df_path, &text, &options.build_args, fresh_from)
-                .map_err(dferr)?;
-            let overrides = dockerfile::Overrides {
-                entrypoint: image.entrypoint.clone(),
-                cmd: image.cmd.clone(),
-                append_instructions: image.append_dockerfile_instructions.clone(),
-                target: options.target.clone(),
-            };
-            let final_text =
-                dockerfile::apply_overrides(df_path, &text, &overrides).map_err(dferr)?;
-            let scan = context::scan_context_until(
-                &image.context,
-                df_path,
-                &root.join(".devspace"),
-                cancel,
-            )
-            .map_err(|e| ImageFailure {
-                exit: match e {
-                    context::ContextError::Cancelled => ExitCode::Interrupted,
-                    _ => ExitCode::Failure,
-                },
-                message: format!("image {}: {e}", plan.key),
-                hints: Vec::new(),
-                last_lines: Vec::new(),
-            })?;
-            // The per-file list is produced only when a decision names files or a commit
-            // records them: a no-change run never builds it.
-            let builder = BuilderInputs::dockerfile_with(
-                &final_text,
-                image.entrypoint.as_deref(),
-                image.cmd.as_deref(),
-                FilesInput::from_scan(&scan),
-            );
-            let (entry, name) = match &scan.dockerfile_rel {
-                Some(rel) => (
-                    DockerfileEntry::Replace {
-                        rel_path: rel.clone(),
-                        content: final_text.clone().into(),
-                    },
-                    rel.clone(),
-                ),
-                None => {
-                    let name = context::tar::random_dockerfile_name();
-                    (
-                        DockerfileEntry::Extra {
-                            name: name.clone(),
-                            content: final_text.clone().into(),
-                        },
-                        name,
-                    )
-                }
-            };
-            Ok(Prepared {
-                inputs: DecisionInputs::new(image, root, push, builder),
-                dockerfile: Some((final_text, entry, name)),
-                scan: Some(scan),
-            })
-        }
+    if let BuilderChoice::Custom(custom) = &plan.build {
+        let on_change = if custom.on_change.is_empty() {
+            None
+        } else {
+            let files = crate::image::on_change::on_change_files(root, &custom.on_change)?;
+            Some(FilesInput::from_files(files))
+        };
+        return Ok(Prepared {
+            inputs: DecisionInputs::new(
+                image,
+                root,
+                plan.push,
+                BuilderInputs::Custom { on_change },
+            ),
+            context: None,
+        });
     }
+    let df_path = &image.dockerfile;
+    let text =
+        std::fs::read_to_string(df_path).map_err(|source| ImageError::DockerfileUnreadable {
+            key: plan.key.clone(),
+            path: df_path.clone(),
+            root: root.to_path_buf(),
+            source,
+        })?;
+    let options = image.options().cloned().unwrap_or_default();
+    let text = dockerfile::rewrite_from(df_path, &text, &options.build_args, fresh_from)?;
+    let overrides = dockerfile::Overrides {
+        entrypoint: image.entrypoint.clone(),
+        cmd: image.cmd.clone(),
+        append_instructions: image.append_dockerfile_instructions.clone(),
+        target: options.target.clone(),
+    };
+    let final_text = dockerfile::apply_overrides(df_path, &text, &overrides)?;
+    let scan =
+        context::scan_context_until(&image.context, df_path, &root.join(".devspace"), cancel)?;
+    // The per-file list is produced only when a decision names files or a commit records
+    // them: a no-change run never builds it.
+    let builder = BuilderInputs::dockerfile_with(
+        &final_text,
+        image.entrypoint.as_deref(),
+        image.cmd.as_deref(),
+        FilesInput::from_scan(&scan),
+    );
+    let (dockerfile, dockerfile_name) = match &scan.dockerfile_rel {
+        Some(rel) => (
+            DockerfileEntry::Replace {
+                rel_path: rel.clone(),
+                content: final_text.into(),
+            },
+            rel.clone(),
+        ),
+        None => {
+            let name = context::tar::random_dockerfile_name();
+            (
+                DockerfileEntry::Extra {
+                    name: name.clone(),
+                    content: final_text.into(),
+                },
+                name,
+            )
+        }
+    };
+    Ok(Prepared {
+        inputs: DecisionInputs::new(image, root, plan.push, builder),
+        context: Some(PreparedContext {
+            scan,
+            dockerfile,
+            dockerfile_name,
+        }),
+    })
 }
 
 /// The recorded tags of a cached image (all tags when our record has them).
@@ -483,20 +200,28 @@ fn recorded_tags(cached: Option<&CachedImage>) -> Vec<String> {
     }
 }
 
-/// Runs one image's pipeline. `deps` holds the results of the images it builds `FROM`.
-pub async fn run_image(
-    shared: Arc<Shared>,
-    plan: ImagePlan,
-    deps: IndexMap<String, (String, ImageSuccess)>,
-    emit: Emitter,
-    cancel: CancellationToken,
-) -> Result<ImageSuccess, ImageFailure> {
-    let settings = &shared.settings;
-    let image = plan.config.clone();
-    let delivery = delivery(&plan, settings);
-    let push = wants_push(&image, plan.builder, settings) && delivery == ImageDelivery::Push;
-    emit.send(ImageEvent::Stage(Stage::Hashing));
+fn fresh_tags(plan: &ImagePlan) -> Result<Vec<String>, ImageError> {
+    let image = &plan.config;
+    Ok(tag::resolve_tags(
+        &image.image,
+        &tag::configured_tags(&image.tags, image.devspace6, &mut rand::rng()),
+        None,
+        image.tags_append_random == Some(true),
+        &mut rand::rng(),
+    )?)
+}
 
+/// Runs one image's pipeline. `deps` holds, by key, the repository and result of the images
+/// it builds `FROM`.
+pub async fn run_image(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    deps: &IndexMap<String, (String, ImageSuccess)>,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<ImageSuccess, ImageError> {
+    let settings = &ctx.settings;
+    emit.send(ImageEvent::Stage(Stage::Hashing));
     let fresh_from: HashMap<String, String> = deps
         .values()
         .filter_map(|(repo, s)| {
@@ -506,74 +231,50 @@ pub async fn run_image(
         })
         .collect();
     let prepared = {
-        let p = plan.clone();
-        let settings = settings.clone();
-        let stop = cancel.clone();
-        tokio::task::spawn_blocking(move || prepare(&p, &fresh_from, &settings, push, &stop))
-            .await
-            .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))??
+        let (plan, root, stop) = (plan.clone(), settings.root.clone(), cancel.clone());
+        tokio::task::spawn_blocking(move || prepare(&plan, &fresh_from, &root, &stop)).await??
     };
     // Ctrl-C during the scan: nothing more for this image (no "building" after "interrupted").
     if cancel.is_cancelled() {
-        return Err(ImageFailure {
-            message: format!("image {}: cancelled", plan.key),
-            hints: Vec::new(),
-            last_lines: Vec::new(),
-            exit: ExitCode::Interrupted,
-        });
+        return Err(context::ContextError::Cancelled.into());
     }
     let context_size = prepared
-        .scan
+        .context
         .as_ref()
-        .map(|s| (s.file_count as u64, s.total_bytes));
-    let (mut decision, cached) = {
-        let (d, c) = shared.cache.decide(
-            &settings.profile_key,
-            &plan.key,
-            &prepared.inputs,
-            settings.force_build,
-        );
-        (d, c)
-    };
-    // A dependency that was rebuilt in this run means a new base: rebuild too.
-    if !decision.rebuild
-        && let Some((dep_key, _)) = deps.iter().find(|(_, (_, s))| s.status == Status::Built)
+        .map(|c| (c.scan.file_count as u64, c.scan.total_bytes));
+    let Decided {
+        mut decision,
+        cached,
+        pending,
+    } = ctx.cache.decide_entry(
+        &settings.profile_key,
+        &plan.key,
+        &plan.config.image,
+        prepared.inputs.clone(),
+        settings.force_build,
+    );
+    // A dependency rebuilt in this run means a new base: rebuild too.
+    if !decision.is_rebuild()
+        && let Some((dep, _)) = deps.iter().find(|(_, (_, s))| s.status == Status::Built)
     {
-        decision = Decision {
-            rebuild: true,
-            reason: Reason::ImageConfigChanged {
-                fields: vec![format!("FROM {dep_key}")],
-            },
-        };
+        decision = Decision::Rebuild(Reason::BaseRebuilt { image: dep.clone() });
     }
-    let mut push_only = decision.push_only();
-    let mut reason = decision.to_string();
-    let mut tags = recorded_tags(cached.as_ref());
+    let recorded = recorded_tags(cached.as_ref());
 
     if settings.dry_run {
-        emit.send(ImageEvent::Decision {
-            rebuild: decision.rebuild || push_only,
-            reason: reason.clone(),
-        });
-        let tags = if decision.rebuild {
-            tag::resolve_tags(
-                &image.image,
-                &tag::configured_tags(&image.tags, image.devspace6, &mut rand::rng()),
-                None,
-                image.tags_append_random == Some(true),
-                &mut rand::rng(),
-            )
-            .unwrap_or_default()
+        emit.send(ImageEvent::Decision(decision.clone()));
+        let tags = if decision.is_rebuild() {
+            fresh_tags(plan).unwrap_or_default()
         } else {
-            tags
+            recorded
         };
         return Ok(ImageSuccess {
-            status: if decision.rebuild || push_only {
+            status: if decision.does_work() {
                 Status::WouldBuild
             } else {
                 Status::Skipped
             },
-            reason,
+            decision,
             tags,
             digest: None,
             pushed: false,
@@ -581,149 +282,90 @@ pub async fn run_image(
         });
     }
 
-    // Trust, but verify: a skipped image must still exist where it is used.
-    if !decision.rebuild && plan.builder != BuilderKind::Custom {
+    if !decision.is_rebuild() && plan.builder != BuilderKind::Custom {
         emit.send(ImageEvent::Stage(Stage::Verifying));
-        let first = tags.first().cloned().unwrap_or_default();
-        let reference = format!("{}:{first}", image.image);
-        if push && !push_only {
-            match registry_has(&shared, &image.image, &first).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    // Without a daemon (kaniko, or Docker falling back) no local copy exists.
-                    let local = match plan.builder {
-                        BuilderKind::Kaniko => false,
-                        _ => match shared.daemon_for(&plan).await {
-                            Ok(daemon) => daemon.image_exists(&reference).await.unwrap_or(false),
-                            Err(e) if kaniko_fallback(&plan, &e) => false,
-                            Err(e) => return Err(daemon_failure_for(&plan, &e)),
-                        },
-                    };
-                    if local {
-                        push_only = true;
-                        reason = "push: image missing in registry".to_string();
-                    } else {
-                        decision = Decision::missing_in_registry();
-                        reason = decision.to_string();
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            let exists = match shared.daemon_for(&plan).await {
-                Ok(daemon) => daemon
-                    .image_exists(&reference)
-                    .await
-                    .map_err(|e| ImageFailure {
-                        message: e.to_string(),
-                        hints: e.hint().into_iter().collect(),
-                        last_lines: Vec::new(),
-                        exit: e.exit_code(),
-                    })?,
-                // A skipped image needs no fallback: with no daemon to ask, trust the cache.
-                Err(e) if kaniko_fallback(&plan, &e) => true,
-                Err(e) => return Err(daemon_failure_for(&plan, &e)),
-            };
-            if !exists {
-                push_only = false;
-                decision = Decision::missing_in_daemon();
-                reason = decision.to_string();
-            }
-        }
+        decision = verify(ctx, plan, decision, recorded.first()).await?;
     }
-    emit.send(ImageEvent::Decision {
-        rebuild: decision.rebuild || push_only,
-        reason: reason.clone(),
-    });
+    emit.send(ImageEvent::Decision(decision.clone()));
 
-    if !decision.rebuild && !push_only {
-        if let Some(note) = settings
-            .local
-            .as_ref()
-            .and_then(|l| delivery_note(&l.cluster, &delivery, false))
-        {
+    if decision == Decision::Skip {
+        if let Some(note) = plan.delivery_note(false) {
             emit.send(ImageEvent::Note(note));
         }
         return Ok(ImageSuccess {
             status: Status::Skipped,
-            reason,
+            decision,
             digest: cached
                 .as_ref()
                 .and_then(|c| c.record.as_ref())
                 .and_then(|r| r.push.as_ref())
                 .and_then(|p| p.digest.clone()),
             pushed: false,
-            tags,
+            tags: recorded,
             context: context_size,
         });
     }
 
-    let pending = PendingEntry::new(
-        &settings.profile_key,
-        &plan.key,
-        &image.image,
-        prepared.inputs.clone(),
-    );
-    let sink = emit.sink();
-    // Kaniko pushes while it builds: `Some(digest)` then, and no separate push.
+    let mut tags = recorded;
     let mut pushed_by_build = None;
-    if decision.rebuild {
-        tags = tag::resolve_tags(
-            &image.image,
-            &tag::configured_tags(&image.tags, image.devspace6, &mut rand::rng()),
-            None,
-            image.tags_append_random == Some(true),
-            &mut rand::rng(),
-        )
-        .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
+    if decision.is_rebuild() {
+        tags = fresh_tags(plan)?;
         if let Some(prev) = cached.as_ref().and_then(|c| c.entry.tag.clone())
             && tags.first() == Some(&prev)
         {
             emit.send(ImageEvent::Note(format!(
                 "rebuilt image {}:{prev} has the same tag as the last build; a deployment may not pick it up",
-                image.image
+                plan.config.image
             )));
         }
         emit.send(ImageEvent::Stage(Stage::Building));
-        pushed_by_build = build(&shared, &plan, &tags, prepared, &emit, &cancel).await?;
-        if pushed_by_build.is_none() {
-            deliver_locally(settings, &delivery, &image.image, &tags, &emit).await?;
+        let outcome = build(ctx, plan, &tags, prepared.context, emit, cancel).await?;
+        if outcome.pushed {
+            pushed_by_build = Some(outcome.digest);
+        } else {
+            deliver_locally(ctx, plan, &tags, emit).await?;
         }
     }
 
-    let mut digest = None;
-    let mut pushed = false;
-    if let Some(kaniko_digest) = pushed_by_build {
-        digest = kaniko_digest;
-        pushed = true;
-    } else if push {
-        emit.send(ImageEvent::Stage(Stage::Pushing));
-        digest = push_tags(&shared, &plan, &tags, &sink, &cancel).await?;
-        pushed = true;
-    }
-    let registry = Registry::of_image(&image.image)
+    let (digest, pushed) = match pushed_by_build {
+        Some(digest) => (digest, true),
+        None if plan.push => {
+            emit.send(ImageEvent::Stage(Stage::Pushing));
+            let request = PushRequest {
+                image_key: plan.key.clone(),
+                repository: plan.config.image.clone(),
+                tags: tags.clone(),
+                credentials: None,
+            };
+            let daemon = plan.build.daemon().cloned().unwrap_or_default();
+            let digest = ctx
+                .services
+                .push(&daemon, request, &emit.sink(), cancel)
+                .await?;
+            (digest, true)
+        }
+        None => (None, false),
+    };
+    let registry = Registry::of_image(&plan.config.image)
         .map(|r| r.host().to_string())
         .unwrap_or_default();
-    shared
-        .cache
-        .commit(
-            pending,
-            CacheOutcome {
-                tags: tags.clone(),
-                push: pushed.then(|| PushRecord {
-                    registry,
-                    digest: digest.clone(),
-                }),
-            },
-        )
-        .map_err(|e| ImageFailure::plain(format!("image {}: {e}", plan.key)))?;
+    ctx.cache.commit(
+        pending,
+        CacheOutcome {
+            tags: tags.clone(),
+            push: pushed.then(|| PushRecord {
+                registry,
+                digest: digest.clone(),
+            }),
+        },
+    )?;
     Ok(ImageSuccess {
-        status: if decision.rebuild {
+        status: if decision.is_rebuild() {
             Status::Built
         } else {
             Status::Pushed
         },
-        reason,
+        decision,
         tags,
         digest,
         pushed,
@@ -731,549 +373,801 @@ pub async fn run_image(
     })
 }
 
+/// Trust, but verify: a skipped (or push-only) image must still exist where it is used.
+/// Returns the decision the lookups lead to.
+async fn verify(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    decision: Decision,
+    first_tag: Option<&String>,
+) -> Result<Decision, ImageError> {
+    let first = first_tag.cloned().unwrap_or_default();
+    let reference = format!("{}:{first}", plan.config.image);
+    if plan.push && decision == Decision::Skip {
+        let parsed = Reference::parse(&reference)?;
+        if ctx
+            .services
+            .registry_has(&parsed, plan.build.daemon())
+            .await?
+        {
+            return Ok(Decision::Skip);
+        }
+        // Without a daemon (kaniko, or Docker falling back) no local copy exists.
+        let local = local_lookup(ctx, plan, &reference)
+            .await?
+            .unwrap_or_default();
+        return Ok(if local {
+            Decision::PushOnly(PushReason::MissingInRegistry)
+        } else {
+            Decision::Rebuild(Reason::MissingInRegistry)
+        });
+    }
+    // A skipped image with no daemon to ask (kaniko, or the fallback) is trusted.
+    let exists = local_lookup(ctx, plan, &reference).await?.unwrap_or(true);
+    Ok(if exists {
+        decision
+    } else {
+        Decision::Rebuild(Reason::MissingInDaemon)
+    })
+}
+
+/// Whether `reference` exists in the image's daemon; `None` when there is no daemon to ask
+/// (kaniko, or an unreachable daemon the image falls back from).
+async fn local_lookup(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    reference: &str,
+) -> Result<Option<bool>, ImageError> {
+    let BuilderChoice::Docker {
+        daemon, fallback, ..
+    } = &plan.build
+    else {
+        return Ok(None);
+    };
+    match ctx.services.image_exists(daemon, reference).await {
+        Ok(exists) => Ok(Some(exists)),
+        Err(e) => match (e.daemon_unreachable(), fallback) {
+            (Some(_), Fallback::Kaniko(_)) => Ok(None),
+            (Some(daemon), Fallback::Disabled) => Err(ImageError::FallbackDisabled {
+                daemon: daemon.clone(),
+            }),
+            _ => Err(e),
+        },
+    }
+}
+
+/// The builder of `plan`; a Docker image whose daemon does not answer goes to kaniko unless
+/// `disableFallback` (said in one note), and when no cluster answers either, both are named.
+async fn builder_for(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    emit: &Emitter,
+) -> Result<(ReadyBuilder, Option<Arc<DaemonError>>), ImageError> {
+    let err = match ctx.services.builder(plan, &plan.build).await {
+        Ok(b) => return Ok((b, None)),
+        Err(e) => e,
+    };
+    let (Some(daemon), BuilderChoice::Docker { fallback, .. }) =
+        (err.daemon_unreachable().cloned(), &plan.build)
+    else {
+        return Err(err);
+    };
+    match fallback {
+        Fallback::Kaniko(config) => {
+            let choice = BuilderChoice::Kaniko(config.clone());
+            match ctx.services.builder(plan, &choice).await {
+                Ok(ready) => {
+                    if let DaemonError::Unreachable { endpoint, .. } = &*daemon {
+                        emit.send(ImageEvent::Note(format!(
+                            "Docker daemon not reachable at {endpoint}: building with kaniko in {}",
+                            ready.location.as_deref().unwrap_or("the cluster")
+                        )));
+                    }
+                    Ok((ready, Some(daemon)))
+                }
+                Err(e) => Err(fallback_failed(daemon, e)),
+            }
+        }
+        Fallback::Disabled => Err(ImageError::FallbackDisabled { daemon }),
+        Fallback::None => Err(err),
+    }
+}
+
+/// Neither Docker nor the cluster answers: say both, not just the second.
+fn fallback_failed(daemon: Arc<DaemonError>, e: ImageError) -> ImageError {
+    use crate::diagnostic::Diagnostic;
+    if e.exit_code() == crate::exit::ExitCode::Unreachable {
+        ImageError::NoDaemonNoCluster {
+            daemon,
+            cluster: Box::new(e),
+        }
+    } else {
+        e
+    }
+}
+
+/// Builds the image with the planned builder (or its fallback).
+async fn build(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    tags: &[String],
+    context: Option<PreparedContext>,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<crate::builder::BuildOutcome, ImageError> {
+    let (ready, fell_back_from) = builder_for(ctx, plan, emit).await?;
+    let kaniko = fell_back_from.is_some() || matches!(plan.build, BuilderChoice::Kaniko(_));
+    if kaniko && ctx.settings.skip_push {
+        emit.send(ImageEvent::Note(
+            "kaniko pushes as part of the build: --skip-push does not apply".to_string(),
+        ));
+    }
+    let mut request = BuildRequest::for_image(
+        &plan.key,
+        &plan.config,
+        tags.to_vec(),
+        context
+            .as_ref()
+            .map(|c| c.dockerfile_name.clone())
+            .unwrap_or_default(),
+    );
+    request
+        .labels
+        .insert("dev.devspace.image-key".to_string(), plan.key.clone());
+    let body: Option<ContextBody> = context.map(|c| {
+        Box::pin(context::tar::context_tar_stream(
+            c.scan.root.clone(),
+            c.scan.entries.clone(),
+            TarOptions {
+                dockerfile: c.dockerfile,
+                ..TarOptions::default()
+            },
+        )) as ContextBody
+    });
+    let sink = emit.sink();
+    let result = ready.builder.build(&request, body, &sink, cancel).await;
+    match (result, fell_back_from) {
+        (Ok(outcome), _) => Ok(outcome),
+        (Err(e), Some(daemon)) => Err(fallback_failed(daemon, e.into())),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
 /// Makes a freshly built image visible to a local cluster (`kind load`) and says so.
 async fn deliver_locally(
-    settings: &RunSettings,
-    delivery: &ImageDelivery,
-    repository: &str,
+    ctx: &JobContext,
+    plan: &ImagePlan,
     tags: &[String],
     emit: &Emitter,
-) -> Result<(), ImageFailure> {
-    let Some(local) = &settings.local else {
-        return Ok(());
-    };
-    if let ImageDelivery::KindLoad { cluster } = delivery {
-        let references: Vec<String> = tags.iter().map(|t| format!("{repository}:{t}")).collect();
-        let loaded = kind_load(&Tools::from_env(), &references, cluster)
-            .await
-            .map_err(|e| ImageFailure::plain(format!("image {repository}: {e}")))?;
-        if loaded == KindLoad::KindMissing {
-            return Err(ImageFailure {
-                message: format!(
-                    "image {repository}: cannot load it into kind cluster `{cluster}`: `kind` is no longer in PATH"
-                ),
-                hints: vec!["install kind, or push by removing the kind context".into()],
-                last_lines: Vec::new(),
-                exit: ExitCode::Failure,
-            });
-        }
+) -> Result<(), ImageError> {
+    if let ImageDelivery::KindLoad { cluster } = &plan.delivery {
+        let references: Vec<String> = tags
+            .iter()
+            .map(|t| format!("{}:{t}", plan.config.image))
+            .collect();
+        ctx.services.kind_load(&references, cluster).await?;
     }
-    if let Some(note) = delivery_note(&local.cluster, delivery, true) {
+    if let Some(note) = plan.delivery_note(true) {
         emit.send(ImageEvent::Note(note));
     }
     Ok(())
 }
 
-/// Whether `image:tag` exists in its registry, asked with the user's credentials.
-async fn registry_has(shared: &Shared, image: &str, tag: &str) -> Result<bool, ImageFailure> {
-    let reference = Reference::parse(&format!("{image}:{tag}"))
-        .map_err(|e| ImageFailure::plain(format!("image {image}: {e}")))?;
-    let registry = reference.registry();
-    let credential = shared.credential_for(&registry).await?;
-    let client = shared.registry_client().await?;
-    client
-        .manifest_exists(&reference, credential.as_ref())
-        .await
-        .map(|d| d.is_some())
-        .map_err(|e| ImageFailure {
-            message: e.to_string(),
-            hints: e.hint().into_iter().collect(),
-            last_lines: Vec::new(),
-            exit: e.exit_code(),
-        })
-}
+#[cfg(test)]
+pub(crate) mod fakes {
+    //! A fake [`Services`]: daemons, cluster, registry and builders in memory, recording what
+    //! the job asked for. Shared by the job's and the dispatcher's table tests.
 
-/// Builds the image; `Some(digest)` when the builder (kaniko) already pushed it.
-async fn build(
-    shared: &Shared,
-    plan: &ImagePlan,
-    tags: &[String],
-    prepared: Prepared,
-    emit: &Emitter,
-    cancel: &CancellationToken,
-) -> Result<Option<Option<String>>, ImageFailure> {
-    let sink = &emit.sink();
-    let image = &plan.config;
-    let options = image.options().cloned().unwrap_or_default();
-    let mut labels = IndexMap::new();
-    labels.insert("dev.devspace.image-key".to_string(), plan.key.clone());
-    let request = BuildRequest {
-        image_key: plan.key.clone(),
-        repository: image.image.clone(),
-        tags: tags.to_vec(),
-        dockerfile: prepared
-            .dockerfile
-            .as_ref()
-            .map(|(_, _, name)| name.clone())
-            .unwrap_or_default(),
-        build_args: options.build_args.clone(),
-        target: options.target.clone(),
-        network: options.network.clone(),
-        labels,
-        registry_auths: HashMap::new(),
-    };
-    match plan.builder {
-        BuilderKind::Custom => {
-            let custom = image.build.custom.clone().unwrap_or_default();
-            CustomBuilder::new(custom, shared.settings.root.clone())
-                .run(&request, sink, cancel)
-                .await
-                .map_err(build_failure)?;
+    use super::*;
+    use crate::builder::docker::DockerEndpoint;
+    use crate::builder::{BuildError, BuildOutcome, ImageBuilder};
+    use crate::kube::KubeError;
+    use crate::pipeline::plan::DaemonChoice;
+    use crate::pipeline::services::ReadyBuilder;
+    use futures_util::FutureExt;
+    use futures_util::future::BoxFuture;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    /// What the fake world looks like and what happened in it.
+    #[derive(Default)]
+    pub struct World {
+        pub daemon_down: bool,
+        pub cluster_down: bool,
+        /// References the local daemon has.
+        pub local: HashSet<String>,
+        /// References the registry has.
+        pub registry: HashSet<String>,
+        /// Image keys whose build fails.
+        pub failing: HashSet<String>,
+        /// (builder, image key) per build.
+        pub builds: Vec<(String, String)>,
+        /// References pushed.
+        pub pushes: Vec<String>,
+        pub kind_loads: Vec<String>,
+    }
+
+    #[derive(Default, Clone)]
+    pub struct FakeServices(pub Arc<Mutex<World>>);
+
+    impl FakeServices {
+        pub fn world(&self) -> std::sync::MutexGuard<'_, World> {
+            self.0.lock().unwrap()
         }
-        _ => {
-            let scan = prepared
-                .scan
-                .ok_or_else(|| ImageFailure::plain("no context"))?;
-            let entry = prepared
-                .dockerfile
-                .map(|(_, entry, _)| entry)
-                .unwrap_or_default();
-            let body: ContextBody = Box::pin(context::tar::context_tar_stream(
-                scan.root.clone(),
-                scan.entries.clone(),
-                TarOptions {
-                    dockerfile: entry,
-                    ..TarOptions::default()
-                },
-            ));
-            if plan.builder == BuilderKind::Kaniko {
-                let config = image.build.kaniko.clone().unwrap_or_default();
-                return build_kaniko(shared, plan, config, &request, body, emit, cancel, None)
-                    .await
-                    .map(Some);
-            }
-            let daemon = match shared.daemon_for(plan).await {
-                Ok(daemon) => daemon,
-                Err(e) if kaniko_fallback(plan, &e) => {
-                    let config = kaniko::fallback_config(image);
-                    return build_kaniko(
-                        shared,
-                        plan,
-                        config,
-                        &request,
-                        body,
-                        emit,
-                        cancel,
-                        Some(&e),
-                    )
-                    .await
-                    .map(Some);
+
+        fn daemon_error() -> ImageError {
+            ImageError::Daemon(Arc::new(DaemonError::Unreachable {
+                endpoint: Box::new(DockerEndpoint::from_host("tcp://127.0.0.1:1")),
+                reason: "connection refused".into(),
+            }))
+        }
+
+        fn cluster_error() -> ImageError {
+            ImageError::Kube(Arc::new(KubeError::NoKubeconfig {
+                location: "/nonexistent".into(),
+                message: "no such file".into(),
+            }))
+        }
+    }
+
+    struct FakeBuilder {
+        kind: &'static str,
+        world: Arc<Mutex<World>>,
+    }
+
+    impl ImageBuilder for FakeBuilder {
+        fn needs_context(&self) -> bool {
+            self.kind != "custom"
+        }
+
+        fn build<'a>(
+            &'a self,
+            request: &'a BuildRequest,
+            _context: Option<ContextBody>,
+            events: &'a EventSink,
+            _cancel: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<BuildOutcome, BuildError>> {
+            async move {
+                let mut world = self.world.lock().unwrap();
+                world
+                    .builds
+                    .push((self.kind.to_string(), request.image_key.clone()));
+                events.emit(BuildEvent::Log(format!("{} building", self.kind)));
+                if world.failing.contains(&request.image_key) {
+                    return Err(BuildError::Failed {
+                        image: request.image_key.clone(),
+                        message: "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+                            .into(),
+                        last_lines: vec!["Step 2/2 : RUN exit 3".into()],
+                    });
                 }
-                Err(e) => return Err(daemon_failure_for(plan, &e)),
-            };
-            let docker = image.build.docker.clone().unwrap_or_default();
-            let (cli, buildkit, args) = match &image.build.build_kit {
-                Some(bk) if plan.builder == BuilderKind::BuildKit => {
-                    if bk.in_cluster.is_some() {
-                        return Err(ImageFailure::plain(format!(
-                            "image {}: build.buildKit.inCluster is not supported",
-                            plan.key
-                        )));
+                let pushed = self.kind == "kaniko";
+                for r in request.references() {
+                    if pushed {
+                        world.registry.insert(r.clone());
+                    } else {
+                        world.local.insert(r);
                     }
-                    (true, true, bk.args.clone())
                 }
-                _ => (
-                    docker.use_build_kit == Some(true)
-                        || docker.use_cli == Some(true)
-                        || !docker.args.is_empty(),
-                    docker.use_build_kit == Some(true),
-                    docker.args.clone(),
-                ),
-            };
-            if cli {
-                DockerCliBuilder::new(buildkit, args)
-                    .with_daemon(daemon)
-                    .run(&request, body, sink, cancel)
-                    .await
-                    .map_err(build_failure)?;
-            } else {
-                DockerApiBuilder::new(daemon)
-                    .run(&request, body, sink, cancel)
-                    .await
-                    .map_err(build_failure)?;
+                Ok(BuildOutcome {
+                    image_id: None,
+                    references: request.references(),
+                    pushed,
+                    digest: pushed.then(|| "sha256:kaniko".to_string()),
+                })
             }
+            .boxed()
         }
     }
-    Ok(None)
-}
 
-/// Builds with kaniko in the cluster; `fallback_from` is the daemon error that sent a Docker
-/// image here (said in one note). Returns the digest the executor reported.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of one build; a struct would only rename them"
-)]
-async fn build_kaniko(
-    shared: &Shared,
-    plan: &ImagePlan,
-    config: KanikoConfig,
-    request: &BuildRequest,
-    body: ContextBody,
-    emit: &Emitter,
-    cancel: &CancellationToken,
-    fallback_from: Option<&DaemonError>,
-) -> Result<Option<String>, ImageFailure> {
-    let result = run_kaniko(
-        shared,
-        plan,
-        config,
-        request,
-        body,
-        emit,
-        cancel,
-        fallback_from,
-    )
-    .await;
-    match (result, fallback_from) {
-        // Neither Docker nor the cluster answers: say both, not just the second.
-        (Err(failure), Some(daemon)) if failure.exit == ExitCode::Unreachable => {
-            let mut hints = daemon.hint().into_iter().collect::<Vec<_>>();
-            hints.extend(failure.hints);
-            hints.push(
-                "set `build.docker.disableFallback: true` to fail at once when Docker is not running"
-                    .to_string(),
-            );
-            Err(ImageFailure {
-                message: format!(
-                    "image {}: {daemon}; the kaniko fallback failed too: {}",
-                    plan.key, failure.message
-                ),
-                hints,
-                last_lines: failure.last_lines,
-                exit: ExitCode::Unreachable,
-            })
+    impl Services for FakeServices {
+        fn builder<'a>(
+            &'a self,
+            _plan: &'a ImagePlan,
+            choice: &'a BuilderChoice,
+        ) -> BoxFuture<'a, Result<ReadyBuilder, ImageError>> {
+            async move {
+                let world = self.world();
+                let (kind, location) = match choice {
+                    BuilderChoice::Docker { .. } if world.daemon_down => {
+                        return Err(Self::daemon_error());
+                    }
+                    BuilderChoice::Docker { .. } => ("docker", None),
+                    BuilderChoice::Kaniko(_) if world.cluster_down => {
+                        return Err(Self::cluster_error());
+                    }
+                    BuilderChoice::Kaniko(_) => {
+                        ("kaniko", Some("namespace default (context fake)".into()))
+                    }
+                    BuilderChoice::Custom(_) => ("custom", None),
+                    BuilderChoice::Unsupported(what) => {
+                        return Err(ImageError::Unsupported(what.clone()));
+                    }
+                };
+                Ok(ReadyBuilder {
+                    builder: Box::new(FakeBuilder {
+                        kind,
+                        world: self.0.clone(),
+                    }),
+                    location,
+                })
+            }
+            .boxed()
         }
-        (result, _) => result,
-    }
-}
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the pieces of one build; a struct would only rename them"
-)]
-async fn run_kaniko(
-    shared: &Shared,
-    plan: &ImagePlan,
-    config: KanikoConfig,
-    request: &BuildRequest,
-    body: ContextBody,
-    emit: &Emitter,
-    cancel: &CancellationToken,
-    fallback_from: Option<&DaemonError>,
-) -> Result<Option<String>, ImageFailure> {
-    let client = shared.kube_client().await?;
-    let timeout = kaniko::timeout_from_env().map_err(ImageFailure::plain)?;
-    let wants_credentials = config.pull_secret.as_deref().is_none_or(str::is_empty)
-        && config.skip_pull_secret_mount != Some(true);
-    let credential = match Registry::of_image(&plan.config.image) {
-        Ok(registry) if wants_credentials => shared.credential_for(&registry).await?,
-        _ => None,
-    };
-    let builder = KanikoBuilder::new(client.clone(), config)
-        .with_timeout(timeout)
-        .with_credential(credential);
-    if let Some(DaemonError::Unreachable { endpoint, .. }) = fallback_from {
-        emit.send(ImageEvent::Note(format!(
-            "Docker daemon not reachable at {endpoint}: building with kaniko in namespace {} (context {})",
-            builder.namespace(),
-            client.context()
-        )));
-    }
-    if shared.settings.skip_push {
-        emit.send(ImageEvent::Note(
-            "kaniko pushes as part of the build: --skip-push does not apply".to_string(),
-        ));
-    }
-    builder
-        .build_image(request, body, &emit.sink(), cancel)
-        .await
-        .map(|outcome| outcome.digest)
-        .map_err(build_failure)
-}
+        fn image_exists<'a>(
+            &'a self,
+            _daemon: &'a DaemonChoice,
+            reference: &'a str,
+        ) -> BoxFuture<'a, Result<bool, ImageError>> {
+            async move {
+                let world = self.world();
+                if world.daemon_down {
+                    return Err(Self::daemon_error());
+                }
+                Ok(world.local.contains(reference))
+            }
+            .boxed()
+        }
 
-fn build_failure(e: crate::builder::BuildError) -> ImageFailure {
-    ImageFailure {
-        message: e.to_string(),
-        hints: e.hint().into_iter().collect(),
-        last_lines: e.last_lines().to_vec(),
-        exit: e.exit_code(),
-    }
-}
+        fn registry_has<'a>(
+            &'a self,
+            reference: &'a Reference,
+            _daemon: Option<&'a DaemonChoice>,
+        ) -> BoxFuture<'a, Result<bool, ImageError>> {
+            async move {
+                let text = format!("{}:{}", reference.name(), reference.tag().unwrap_or(""));
+                Ok(self
+                    .world()
+                    .registry
+                    .iter()
+                    .any(|r| *r == text || text.ends_with(r.as_str())))
+            }
+            .boxed()
+        }
 
-async fn push_tags(
-    shared: &Shared,
-    plan: &ImagePlan,
-    tags: &[String],
-    sink: &EventSink,
-    cancel: &CancellationToken,
-) -> Result<Option<String>, ImageFailure> {
-    let image = &plan.config.image;
-    let registry = Registry::of_image(image)
-        .map_err(|e| ImageFailure::plain(format!("image {}: {image}: {e}", plan.key)))?;
-    let credential = shared.credential_for(&registry).await?;
-    if let Some(c) = &credential
-        && !c.survives_bollard_encoding(&registry)
-    {
-        // bollard encodes X-Registry-Auth as standard base64, the daemon decodes URL-safe
-        // base64 and silently drops what it cannot read: refuse rather than push anonymously.
-        return Err(ImageFailure {
-            message: format!(
-                "image {}: the credentials for {} cannot be passed to the Docker daemon intact (a known encoding bug with some characters such as `~`, `?` or `>`)",
-                plan.key,
-                registry.display_name()
-            ),
-            hints: vec![
-                "change the password, or push with `docker push` after building with --skip-push"
-                    .into(),
-            ],
-            last_lines: Vec::new(),
-            exit: ExitCode::Auth,
-        });
+        fn push<'a>(
+            &'a self,
+            _daemon: &'a DaemonChoice,
+            request: PushRequest,
+            _events: &'a EventSink,
+            _cancel: &'a CancellationToken,
+        ) -> BoxFuture<'a, Result<Option<String>, ImageError>> {
+            async move {
+                let mut world = self.world();
+                if world.daemon_down {
+                    return Err(Self::daemon_error());
+                }
+                for t in &request.tags {
+                    let r = format!("{}:{t}", request.repository);
+                    world.pushes.push(r.clone());
+                    world.registry.insert(r);
+                }
+                Ok(Some("sha256:pushed".into()))
+            }
+            .boxed()
+        }
+
+        fn kind_load<'a>(
+            &'a self,
+            references: &'a [String],
+            _cluster: &'a str,
+        ) -> BoxFuture<'a, Result<(), ImageError>> {
+            async move {
+                self.world().kind_loads.extend(references.iter().cloned());
+                Ok(())
+            }
+            .boxed()
+        }
     }
-    let credentials = credential.map(|c| c.to_docker_credentials(&registry));
-    let daemon = shared.daemon().await?;
-    let pushed = daemon
-        .push(
-            &PushRequest {
-                image_key: plan.key.clone(),
-                repository: image.clone(),
-                tags: tags.to_vec(),
-                credentials,
-            },
-            sink,
-            cancel,
-        )
-        .await
-        .map_err(|e| ImageFailure {
-            message: e.to_string(),
-            hints: e.hint().into_iter().collect(),
-            last_lines: Vec::new(),
-            exit: e.exit_code(),
-        })?;
-    Ok(pushed.into_iter().find_map(|p| p.digest))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::fakes::FakeServices;
     use super::*;
-    use crate::config::model::{BuildKitConfig, DockerConfig as DockerBuildConfig};
+    use crate::config::model::{DockerConfig as DockerBuildConfig, KanikoConfig};
+    use crate::config::{Config, ImageConfig};
+    use crate::diagnostic::Diagnostic;
+    use crate::exit::ExitCode;
+    use crate::kube::local::LocalCluster;
+    use crate::pipeline::plan::{LocalTarget, PlanSettings, plan};
 
-    fn plan(builder: BuilderKind, prefer_minikube: Option<bool>) -> ImagePlan {
-        let mut config = ImageConfig::default();
-        match builder {
-            BuilderKind::BuildKit => {
-                config.build.build_kit = Some(BuildKitConfig {
-                    prefer_minikube,
-                    ..BuildKitConfig::default()
-                })
+    /// A project with one image `app` (FROM busybox, one file), optionally `base` too.
+    struct Project {
+        dir: tempfile::TempDir,
+        config: Config,
+    }
+
+    impl Project {
+        fn new(with_base: bool) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path();
+            std::fs::create_dir_all(root.join("app")).unwrap();
+            std::fs::write(
+                root.join("app/Dockerfile"),
+                "FROM 127.0.0.1:5000/demo-base\nCOPY . /\n",
+            )
+            .unwrap();
+            std::fs::write(root.join("app/main.sh"), "echo hi\n").unwrap();
+            let mut config = Config::default();
+            if with_base {
+                std::fs::create_dir_all(root.join("base")).unwrap();
+                std::fs::write(root.join("base/Dockerfile"), "FROM busybox\n").unwrap();
+                config.images.insert(
+                    "base".into(),
+                    ImageConfig {
+                        image: "127.0.0.1:5000/demo-base".into(),
+                        tags: vec!["b1".into()],
+                        dockerfile: root.join("base/Dockerfile"),
+                        context: root.join("base"),
+                        ..Default::default()
+                    },
+                );
             }
-            _ => {
-                config.build.docker = Some(DockerBuildConfig {
-                    prefer_minikube,
-                    ..DockerBuildConfig::default()
-                })
-            }
+            config.images.insert(
+                "app".into(),
+                ImageConfig {
+                    image: "127.0.0.1:5000/demo-app".into(),
+                    tags: vec!["v1".into()],
+                    dockerfile: root.join("app/Dockerfile"),
+                    context: root.join("app"),
+                    ..Default::default()
+                },
+            );
+            Project { dir, config }
         }
-        ImagePlan {
-            key: "app".into(),
-            config,
-            builder,
-            depends_on: Vec::new(),
+
+        fn root(&self) -> PathBuf {
+            self.dir.path().to_path_buf()
+        }
+
+        fn image(&mut self, key: &str) -> &mut ImageConfig {
+            self.config.images.get_mut(key).unwrap()
+        }
+
+        /// Runs the image jobs in config order (dependencies first), like the scheduler.
+        async fn run(
+            &self,
+            services: &FakeServices,
+            settings: JobSettings,
+            plan_settings: PlanSettings,
+        ) -> (
+            IndexMap<String, Result<ImageSuccess, ImageError>>,
+            Vec<Event>,
+        ) {
+            let ctx = JobContext {
+                settings: JobSettings {
+                    root: self.root(),
+                    ..settings
+                },
+                cache: Cache::open(&self.root()),
+                services: Arc::new(services.clone()),
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let mut plans = plan(&self.config, &plan_settings);
+            plans.sort_by_key(|p| p.depends_on.len());
+            let mut results = IndexMap::new();
+            let mut done: IndexMap<String, (String, ImageSuccess)> = IndexMap::new();
+            for p in &plans {
+                let deps = done
+                    .iter()
+                    .filter(|(k, _)| p.depends_on.contains(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let emit = Emitter::new(&p.key, tx.clone());
+                let res = run_image(&ctx, p, &deps, &emit, &CancellationToken::new()).await;
+                if let Ok(s) = &res {
+                    done.insert(p.key.clone(), (p.config.image.clone(), s.clone()));
+                }
+                results.insert(p.key.clone(), res);
+            }
+            drop(tx);
+            let mut events = Vec::new();
+            while let Some(e) = rx.recv().await {
+                events.push(e);
+            }
+            (results, events)
         }
     }
 
-    fn settings(cluster: Option<LocalCluster>, kind_installed: bool) -> RunSettings {
-        RunSettings {
-            local: cluster.map(|cluster| LocalTarget {
-                cluster,
-                kind_installed,
+    fn pushing() -> JobSettings {
+        JobSettings::default()
+    }
+
+    fn ok(r: &Result<ImageSuccess, ImageError>) -> &ImageSuccess {
+        r.as_ref().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn err(r: &Result<ImageSuccess, ImageError>) -> &ImageError {
+        match r {
+            Ok(s) => panic!("expected a failure, got {s:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn notes(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                ImageEvent::Note(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn build_push_then_skip_after_verifying() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.status, Status::Built);
+        assert_eq!(app.decision, Decision::Rebuild(Reason::NeverBuilt));
+        assert_eq!(app.tags, ["v1"]);
+        assert!(app.pushed);
+        assert_eq!(services.world().pushes, ["127.0.0.1:5000/demo-app:v1"]);
+
+        let (r, events) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.status, Status::Skipped);
+        assert_eq!(app.decision, Decision::Skip);
+        assert_eq!(app.tags, ["v1"]);
+        assert_eq!(app.digest.as_deref(), Some("sha256:pushed"));
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == ImageEvent::Stage(Stage::Verifying))
+        );
+        assert_eq!(services.world().builds.len(), 1, "built once");
+    }
+
+    #[tokio::test]
+    async fn verification_table() {
+        // (name, in registry, in daemon, skip push, expected decision, status)
+        let cases = [
+            (
+                "present",
+                true,
+                true,
+                false,
+                Decision::Skip,
+                Status::Skipped,
+            ),
+            (
+                "registry lost it, daemon has it",
+                false,
+                true,
+                false,
+                Decision::PushOnly(PushReason::MissingInRegistry),
+                Status::Pushed,
+            ),
+            (
+                "gone everywhere",
+                false,
+                false,
+                false,
+                Decision::Rebuild(Reason::MissingInRegistry),
+                Status::Built,
+            ),
+            (
+                "not pushing, daemon lost it",
+                true,
+                false,
+                true,
+                Decision::Rebuild(Reason::MissingInDaemon),
+                Status::Built,
+            ),
+            (
+                "not pushing, daemon has it",
+                false,
+                true,
+                true,
+                Decision::PushOnly(PushReason::NotPushedYet),
+                Status::Pushed,
+            ),
+        ];
+        for (name, in_registry, in_daemon, skip_push, want, status) in cases {
+            let project = Project::new(false);
+            let services = FakeServices::default();
+            // The first build records the image (pushed unless skip_push).
+            let first = JobSettings {
+                skip_push,
+                ..JobSettings::default()
+            };
+            let plan_settings = PlanSettings {
+                skip_push,
+                ..PlanSettings::default()
+            };
+            project.run(&services, first, plan_settings.clone()).await;
+            {
+                let mut world = services.world();
+                world.registry.clear();
+                world.local.clear();
+                if in_registry {
+                    world.registry.insert("127.0.0.1:5000/demo-app:v1".into());
+                }
+                if in_daemon {
+                    world.local.insert("127.0.0.1:5000/demo-app:v1".into());
+                }
+            }
+            // "not pushing, daemon has it": the second run pushes what the first did not.
+            let (second, second_plan) = if name == "not pushing, daemon has it" {
+                (pushing(), PlanSettings::default())
+            } else {
+                (
+                    JobSettings {
+                        skip_push,
+                        ..JobSettings::default()
+                    },
+                    plan_settings,
+                )
+            };
+            let (r, _) = project.run(&services, second, second_plan).await;
+            let app = ok(&r["app"]);
+            assert_eq!(app.decision, want, "{name}");
+            assert_eq!(app.status, status, "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn base_rebuilt_rebuilds_dependents() {
+        let project = Project::new(true);
+        let services = FakeServices::default();
+        project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        std::fs::write(project.root().join("base/Dockerfile"), "FROM busybox:1\n").unwrap();
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        assert_eq!(
+            ok(&r["base"]).decision,
+            Decision::Rebuild(Reason::DockerfileChanged)
+        );
+        assert_eq!(
+            ok(&r["app"]).decision,
+            Decision::Rebuild(Reason::BaseRebuilt {
+                image: "base".into()
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn daemon_down_falls_back_to_kaniko() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        services.world().daemon_down = true;
+        let settings = JobSettings {
+            skip_push: true,
+            ..JobSettings::default()
+        };
+        let (r, events) = project
+            .run(&services, settings, PlanSettings::default())
+            .await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.status, Status::Built);
+        assert!(app.pushed, "kaniko pushes while building");
+        assert_eq!(app.digest.as_deref(), Some("sha256:kaniko"));
+        assert_eq!(services.world().builds, [("kaniko".into(), "app".into())]);
+        assert!(services.world().pushes.is_empty(), "no second push");
+        assert_eq!(
+            notes(&events),
+            [
+                "Docker daemon not reachable at tcp://127.0.0.1:1: building with kaniko in namespace default (context fake)",
+                "kaniko pushes as part of the build: --skip-push does not apply",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn environment_failures_are_typed() {
+        // No daemon, no cluster: both named, exit 4, an environment cause.
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        services.world().daemon_down = true;
+        services.world().cluster_down = true;
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        let e = err(&r["app"]);
+        assert!(matches!(e, ImageError::NoDaemonNoCluster { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), ExitCode::Unreachable);
+        assert!(e.is_environment());
+        let text = e.to_string();
+        assert!(
+            text.contains("cannot reach the Docker daemon at tcp://127.0.0.1:1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the kaniko fallback failed too: cannot read the kubeconfig"),
+            "{text}"
+        );
+        assert!(Cache::open(&project.root()).cached("", "app").is_none());
+
+        // disableFallback: the daemon error, and why kaniko was not tried.
+        let mut project = Project::new(false);
+        project.image("app").build.docker = Some(DockerBuildConfig {
+            disable_fallback: Some(true),
+            ..Default::default()
+        });
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        let e = err(&r["app"]);
+        assert!(matches!(e, ImageError::FallbackDisabled { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), ExitCode::Unreachable);
+        assert!(e.hints().iter().any(|h| h.contains("disableFallback")));
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_commits_nothing() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        services.world().failing.insert("app".into());
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        let e = err(&r["app"]);
+        assert!(matches!(e, ImageError::Build(_)), "{e:?}");
+        assert_eq!(e.last_lines(), ["Step 2/2 : RUN exit 3"]);
+        assert!(!e.is_environment());
+        assert!(Cache::open(&project.root()).cached("", "app").is_none());
+        assert!(services.world().pushes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn kaniko_and_kind_delivery() {
+        let mut project = Project::new(false);
+        project.image("app").build.kaniko = Some(KanikoConfig::default());
+        let services = FakeServices::default();
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        assert_eq!(services.world().builds, [("kaniko".into(), "app".into())]);
+        assert!(ok(&r["app"]).pushed);
+
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        let kind = PlanSettings {
+            local: Some(LocalTarget {
+                cluster: LocalCluster::Kind {
+                    cluster: "dev".into(),
+                },
+                kind_installed: true,
             }),
-            ..RunSettings::default()
-        }
-    }
-
-    fn minikube() -> LocalCluster {
-        LocalCluster::Minikube {
-            profile: "minikube".into(),
-        }
-    }
-
-    fn kind() -> LocalCluster {
-        LocalCluster::Kind {
-            cluster: "dev".into(),
-        }
-    }
-
-    #[test]
-    fn delivery_per_image() {
-        let kind_load = ImageDelivery::KindLoad {
-            cluster: "dev".into(),
+            ..PlanSettings::default()
         };
-        let cases = [
-            // (cluster, kind installed, builder, preferMinikube, expected)
-            (None, true, BuilderKind::Docker, None, ImageDelivery::Push),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::Docker,
-                None,
-                ImageDelivery::SharedDaemon,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::Docker,
-                Some(true),
-                ImageDelivery::SharedDaemon,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::Docker,
-                Some(false),
-                ImageDelivery::Push,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::BuildKit,
-                None,
-                ImageDelivery::SharedDaemon,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::BuildKit,
-                Some(false),
-                ImageDelivery::Push,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::Kaniko,
-                None,
-                ImageDelivery::Push,
-            ),
-            (
-                Some(minikube()),
-                false,
-                BuilderKind::Custom,
-                None,
-                ImageDelivery::Push,
-            ),
-            (
-                Some(kind()),
-                true,
-                BuilderKind::Docker,
-                None,
-                kind_load.clone(),
-            ),
-            (
-                Some(kind()),
-                false,
-                BuilderKind::Docker,
-                None,
-                ImageDelivery::Push,
-            ),
-            (
-                Some(kind()),
-                true,
-                BuilderKind::Kaniko,
-                None,
-                ImageDelivery::Push,
-            ),
-            (
-                Some(LocalCluster::DockerDesktop),
-                false,
-                BuilderKind::Docker,
-                None,
-                ImageDelivery::SharedDaemon,
-            ),
-            (
-                Some(LocalCluster::K3d {
-                    cluster: "x".into(),
-                }),
-                true,
-                BuilderKind::Docker,
-                None,
-                ImageDelivery::Push,
-            ),
-        ];
-        for (cluster, kind_installed, builder, prefer, expected) in cases {
-            let got = delivery(
-                &plan(builder, prefer),
-                &settings(cluster.clone(), kind_installed),
-            );
-            assert_eq!(
-                got, expected,
-                "{cluster:?} kind={kind_installed} {builder:?} {prefer:?}"
-            );
-        }
+        let (r, events) = project.run(&services, pushing(), kind).await;
+        let app = ok(&r["app"]);
+        assert!(!app.pushed);
+        assert_eq!(services.world().kind_loads, ["127.0.0.1:5000/demo-app:v1"]);
+        assert!(services.world().pushes.is_empty());
+        assert_eq!(
+            notes(&events),
+            [r#"kind cluster "dev": loaded image into the nodes instead of pushing"#]
+        );
     }
 
-    #[test]
-    fn push_is_skipped_only_for_local_delivery() {
-        let image = plan(BuilderKind::Docker, None);
-        let local = settings(Some(kind()), true);
-        let remote = settings(None, true);
-        let pushes = |s: &RunSettings| {
-            wants_push(&image.config, image.builder, s)
-                && delivery(&image, s) == ImageDelivery::Push
+    #[tokio::test]
+    async fn dry_run_contacts_nothing() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        services.world().daemon_down = true;
+        let settings = JobSettings {
+            dry_run: true,
+            ..JobSettings::default()
         };
-        assert!(!pushes(&local));
-        assert!(pushes(&remote));
-    }
-
-    #[test]
-    fn delivery_notes() {
-        let kind_load = ImageDelivery::KindLoad {
-            cluster: "dev".into(),
-        };
-        let cases = [
-            (kind(), ImageDelivery::Push, true, None),
-            (
-                kind(),
-                kind_load.clone(),
-                true,
-                Some(r#"kind cluster "dev": loaded image into the nodes instead of pushing"#),
-            ),
-            (
-                kind(),
-                kind_load,
-                false,
-                Some(
-                    r#"kind cluster "dev": image unchanged; not pushed (loaded into the nodes when built)"#,
-                ),
-            ),
-            (
-                minikube(),
-                ImageDelivery::SharedDaemon,
-                true,
-                Some(
-                    r#"minikube profile "minikube": built with its Docker daemon instead of pushing"#,
-                ),
-            ),
-            (
-                minikube(),
-                ImageDelivery::SharedDaemon,
-                false,
-                Some(
-                    r#"minikube profile "minikube": image found in its Docker daemon; not pushed"#,
-                ),
-            ),
-            (
-                LocalCluster::DockerDesktop,
-                ImageDelivery::SharedDaemon,
-                true,
-                Some("Docker Desktop: shares the local Docker daemon; not pushed"),
-            ),
-        ];
-        for (cluster, delivery, built, expected) in cases {
-            assert_eq!(
-                delivery_note(&cluster, &delivery, built).as_deref(),
-                expected,
-                "{cluster:?} {delivery:?} built={built}"
-            );
-        }
+        let (r, _) = project
+            .run(&services, settings, PlanSettings::default())
+            .await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.status, Status::WouldBuild);
+        assert_eq!(app.decision, Decision::Rebuild(Reason::NeverBuilt));
+        assert!(services.world().builds.is_empty());
     }
 }

@@ -192,6 +192,8 @@ where
         .collect())
 }
 
+impl crate::diagnostic::Diagnostic for CycleError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //! POSIX shell into a tree we could restrict this way (and running `/bin/sh` would run
 //! whatever the script says).
 
+pub mod live;
 mod parse;
 
 pub use parse::{ParseError, parse};

@@ -1020,6 +1020,8 @@ fn strip_query(url: &reqwest::Url) -> String {
     url.to_string()
 }
 
+crate::diagnostic::diagnostic_from_inherent!(RegistryError, hint, exit);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -292,6 +292,7 @@ pub struct DockerConfig {
     path: PathBuf,
     doc: Map<String, Value>,
     helper_env: Vec<(OsString, OsString)>,
+    helper_timeout: Duration,
 }
 
 impl fmt::Debug for DockerConfig {
@@ -333,7 +334,15 @@ impl DockerConfig {
             path,
             doc,
             helper_env: Vec::new(),
+            helper_timeout: HELPER_TIMEOUT,
         })
+    }
+
+    /// How long a credential helper may run before it is killed (default 2 minutes: a helper
+    /// may ask for a passphrase, but a hanging one must not stall the run).
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> Self {
+        self.helper_timeout = timeout;
+        self
     }
 
     /// Extra environment for credential helper processes (e.g. `PASSWORD_STORE_DIR`).
@@ -454,6 +463,7 @@ impl DockerConfig {
             name: name.to_owned(),
             env: self.helper_env.clone(),
             config: self.path.clone(),
+            timeout: self.helper_timeout,
         }
     }
 
@@ -679,6 +689,7 @@ struct CredentialHelper {
     name: String,
     env: Vec<(OsString, OsString)>,
     config: PathBuf,
+    timeout: Duration,
 }
 
 /// What a helper process left behind.
@@ -796,14 +807,14 @@ impl CredentialHelper {
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= HELPER_TIMEOUT => {
+                Ok(None) if started.elapsed() >= self.timeout => {
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(CredentialError::HelperTimeout {
                         program,
                         action,
                         server: server.to_owned(),
-                        timeout: HELPER_TIMEOUT,
+                        timeout: self.timeout,
                     });
                 }
                 Ok(None) => {
@@ -830,6 +841,18 @@ fn read_all_in_thread<R: Read + Send + 'static>(mut reader: R) -> std::thread::J
         let _ = reader.read_to_end(&mut buf);
         buf
     })
+}
+
+impl crate::diagnostic::Diagnostic for CredentialError {
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::Auth
+    }
+    fn is_environment(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
@@ -1121,6 +1144,44 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.contains("\"https://index.docker.io/v1/\""));
+    }
+
+    #[test]
+    fn a_hanging_helper_is_stopped_and_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-devspace-test-hangs");
+        std::fs::write(&helper, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"credsStore": "devspace-test-hangs"}"#,
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let config = DockerConfig::load_from_dir(dir.path())
+            .unwrap()
+            .with_helper_env([("PATH", path)])
+            .with_helper_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let err = config.resolve(&host("r.io")).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it did not wait for the helper"
+        );
+        assert!(
+            matches!(err, CredentialError::HelperTimeout { .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("docker-credential-devspace-test-hangs get") && text.contains("r.io"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -96,6 +96,28 @@ pub enum ReferenceError {
     },
 }
 
+/// The key under which two spellings of one repository compare equal, tags and digests
+/// dropped: Docker Hub's spellings (`x`, `library/x`, `docker.io/library/x`,
+/// `index.docker.io/x`, and its API host `registry-1.docker.io/library/x`) are one. Used to
+/// match `FROM` lines to the images of a config. A reference that does not parse (an
+/// unresolved `${ARG}`) is compared as written, lowercased, without its tag.
+pub fn repository_key(reference: &str) -> String {
+    let hub_api = format!("{DOCKER_HUB_API_HOST}/");
+    let spelled = reference.strip_prefix(&hub_api).unwrap_or(reference);
+    match Reference::parse(spelled) {
+        Ok(r) => r.name(),
+        Err(_) => {
+            let name = spelled.split_once('@').map_or(spelled, |(n, _)| n);
+            let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+            let repo = match name[last_slash..].find(':') {
+                Some(colon) => &name[..last_slash + colon],
+                None => name,
+            };
+            repo.to_ascii_lowercase()
+        }
+    }
+}
+
 /// A parsed, normalised image reference: `domain/path[:tag][@digest]`.
 ///
 /// `Display` prints the fully normalised form (`docker.io/library/nginx:1.25`);
@@ -445,6 +467,8 @@ pub fn convert_to_hostname(address: &str) -> &str {
     stripped.split('/').next().unwrap_or(stripped)
 }
 
+impl crate::diagnostic::Diagnostic for ReferenceError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +705,30 @@ mod tests {
             assert_eq!(r.registry().display_name(), display, "{image}");
             assert_eq!(Registry::of_image(image).unwrap(), r.registry());
         }
+    }
+
+    #[test]
+    fn one_repository_key_per_repository() {
+        for spelling in [
+            "demo",
+            "demo:v1",
+            "library/demo",
+            "docker.io/library/demo:old",
+            "index.docker.io/library/demo",
+            "registry-1.docker.io/library/demo@sha256:0123456789012345678901234567890123456789012345678901234567890123",
+        ] {
+            assert_eq!(
+                repository_key(spelling),
+                "docker.io/library/demo",
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            repository_key("127.0.0.1:5000/app:v1"),
+            "127.0.0.1:5000/app"
+        );
+        assert_ne!(repository_key("john/app"), repository_key("app"));
+        assert_eq!(repository_key("${BASE}:1"), "${base}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod logs;
 pub mod summary;
 
+use crate::diagnostic::{Described, Diagnostic, split_hints};
 use crate::pipeline::events::{Event, ImageEvent, Stage};
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -212,8 +213,12 @@ impl Ui {
                     self.emit(&format!("{} {}", self.prefix(key), stage.label()));
                 }
             }
-            ImageEvent::Decision { reason, .. } => {
-                self.emit(&format!("{} {}", self.prefix(key), escape(reason)));
+            ImageEvent::Decision(decision) => {
+                self.emit(&format!(
+                    "{} {}",
+                    self.prefix(key),
+                    escape(&decision.to_string())
+                ));
             }
             ImageEvent::Step { n, total, text } => {
                 if let Some(line) = self.lines.get_mut(key) {
@@ -251,6 +256,7 @@ impl Ui {
                     escape(&d)
                 ));
             }
+            ImageEvent::Finished { .. } => {}
         }
         self.refresh(key);
     }
@@ -296,27 +302,151 @@ impl Ui {
 
     /// Prints a block to stderr, even when silent (errors, failure logs).
     pub fn error_block(&self, text: &str) {
+        let text = text.trim_end_matches('\n');
         match &self.multi {
             Some(m) => {
-                m.suspend(|| eprintln!("{text}"));
+                m.suspend(|| write_stderr(&format!("{text}\n")));
             }
-            None => eprintln!("{text}"),
+            None => write_stderr(&format!("{text}\n")),
         }
     }
+
+    /// Prints the block of one failure cause (one image, or every image it affected).
+    pub fn failure(&self, block: &FailureBlock) {
+        self.error_block(&render_failure(self.opts.color, block));
+    }
+
+    /// Prints an error that belongs to no image, with `extra_hints` after its own.
+    pub fn diagnostic(&self, error: &dyn Diagnostic, extra_hints: &[String]) {
+        let mut d = Described::of(error);
+        d.hints.extend(extra_hints.iter().cloned());
+        self.error_block(&render_described(self.opts.color, None, &d));
+    }
+}
+
+/// Writes `text` to stderr as is (the one place that does, besides the live lines).
+pub fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Writes `text` to stdout as is (reports, rendered manifests, the config).
+pub fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// Prints an error with its hints to stderr: `error: ...` then `hint: ...` lines.
 pub fn print_error(color: bool, message: &str, hints: &[String]) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(
-        err,
-        "{} {}",
-        paint(color, "31", "error:"),
-        escape_lines(message)
+    let (message, mut all) = split_hints(message);
+    all.extend(hints.iter().cloned());
+    let d = Described {
+        message,
+        causes: Vec::new(),
+        hints: all,
+        exit: crate::exit::ExitCode::Failure,
+        last_lines: Vec::new(),
+        environment: false,
+    };
+    write_stderr(&render_described(color, None, &d));
+}
+
+/// Prints any [`Diagnostic`] to stderr and returns its exit code: the one error path of the
+/// commands.
+pub fn report(color: bool, error: &dyn Diagnostic) -> crate::exit::ExitCode {
+    let d = Described::of(error);
+    write_stderr(&render_described(color, None, &d));
+    d.exit
+}
+
+/// A failure cause and the images it affected, as the dispatcher found them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureBlock {
+    /// The images that failed with this cause (one, unless the cause is the environment).
+    pub images: Vec<String>,
+    pub described: Described,
+    /// The last log lines (single-image failures only).
+    pub tail: Vec<String>,
+    /// The images' log files.
+    pub log_files: Vec<std::path::PathBuf>,
+}
+
+/// `error: [key] message`, `caused by:` lines, the log tail, `full log:`, `hint:` lines.
+/// A cause several images share is said once: `error: message` and the images it affected.
+pub fn render_failure(color: bool, block: &FailureBlock) -> String {
+    let subject = match block.images.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
+    let mut d = block.described.clone();
+    d.last_lines = block.tail.clone();
+    let mut out = String::new();
+    let head = render_described(
+        color,
+        subject,
+        &Described {
+            hints: Vec::new(),
+            ..d.clone()
+        },
     );
-    for h in hints {
-        let _ = writeln!(err, "{} {}", paint(color, "36", "hint:"), escape_lines(h));
+    out.push_str(&head);
+    if subject.is_none() {
+        let images: Vec<_> = block.images.iter().map(|i| escape(i)).collect();
+        out.push_str(&format!("  images: {}\n", images.join(", ")));
+        if let Some(dir) = block.log_files.first().and_then(|p| p.parent()) {
+            out.push_str(&format!("  logs: {}/\n", dir.display()));
+        }
+    } else if let Some(p) = block.log_files.first() {
+        out.push_str(&format!("  full log: {}\n", p.display()));
     }
+    for h in &d.hints {
+        out.push_str(&format!(
+            "{} {}\n",
+            paint(color, "36", "hint:"),
+            escape_lines(h)
+        ));
+    }
+    out
+}
+
+/// The one renderer of a described failure: `error:` (with `[subject]`), `caused by:`, the
+/// last log lines, `hint:`.
+pub fn render_described(color: bool, subject: Option<&str>, d: &Described) -> String {
+    let label = match subject {
+        Some(s) => format!("error: [{}]", escape(s)),
+        None => "error:".to_string(),
+    };
+    let mut out = format!(
+        "{} {}\n",
+        paint(color, "31", &label),
+        escape_lines(&d.message)
+    );
+    for c in &d.causes {
+        out.push_str(&format!(
+            "{} {}\n",
+            paint(color, "33", "caused by:"),
+            escape_lines(c)
+        ));
+    }
+    if !d.last_lines.is_empty() {
+        out.push_str(&format!(
+            "  last {} lines of the log:\n",
+            d.last_lines.len()
+        ));
+        for l in &d.last_lines {
+            out.push_str(&format!("  | {}\n", escape(l)));
+        }
+    }
+    for h in &d.hints {
+        out.push_str(&format!(
+            "{} {}\n",
+            paint(color, "36", "hint:"),
+            escape_lines(h)
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -19,8 +19,33 @@ fn short_digest(d: &str) -> String {
     }
 }
 
+/// The width summary rows must fit: `COLUMNS`, else 120 (the full text of long reasons is in
+/// the log and the JSON report).
+pub fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w >= 40)
+        .unwrap_or(120)
+}
+
+/// `text` cut to `width` characters, ending with `…` when cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// Renders the summary table: image, tags, result and reason, duration, digest.
 pub fn render(report: &BuildReport) -> String {
+    render_width(report, terminal_width())
+}
+
+/// [`render`] with rows of at most `width` characters (the RESULT column gives way).
+pub fn render_width(report: &BuildReport, width: usize) -> String {
     let header = ["IMAGE", "TAGS", "RESULT", "TIME", "DIGEST"];
     let mut rows: Vec<[String; 5]> = Vec::new();
     for img in &report.images {
@@ -55,6 +80,17 @@ pub fn render(report: &BuildReport) -> String {
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
+        }
+    }
+    let total: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+    if total > width {
+        let others = total - widths[2];
+        let result = width.saturating_sub(others).max(40);
+        if result < widths[2] {
+            widths[2] = result;
+            for r in &mut rows {
+                r[2] = fit(&r[2], result);
+            }
         }
     }
     let mut out = String::new();
@@ -181,6 +217,31 @@ fn table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
     out
 }
 
+/// Prints the summary (text) or the JSON report (`json`) on stdout, or on stderr with
+/// `to_stderr` (for commands whose stdout carries something else).
+pub fn print_report(
+    report: &BuildReport,
+    json: bool,
+    dry_run: bool,
+    silent: bool,
+    to_stderr: bool,
+) {
+    let text = if json {
+        render_json(report) + "\n"
+    } else if silent {
+        return;
+    } else if dry_run {
+        render_dry_run(report)
+    } else {
+        render(report)
+    };
+    if to_stderr {
+        super::write_stderr(&text);
+    } else {
+        super::write_stdout(&text);
+    }
+}
+
 /// The JSON report printed with `--output json`.
 pub fn render_json(report: &BuildReport) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -199,6 +260,7 @@ mod tests {
             builder: "docker".into(),
             status,
             reason: reason.into(),
+            decision: None,
             digest: None,
             pushed: false,
             duration_ms: 1234,
@@ -228,7 +290,30 @@ mod tests {
             success: false,
             interrupted: false,
         };
-        insta::assert_snapshot!(render(&report));
+        insta::assert_snapshot!(render_width(&report, 120));
+    }
+
+    #[test]
+    fn long_reasons_fit_the_width() {
+        let long = "cannot reach the Docker daemon at tcp://127.0.0.1:1: error trying to connect: tcp connect error: Connection refused (os error 111); the kaniko fallback failed too";
+        let report = BuildReport {
+            images: vec![
+                img("api", Status::Failed, long),
+                img("web", Status::Built, "x"),
+            ],
+            duration_ms: 10,
+            success: false,
+            interrupted: false,
+        };
+        let text = render_width(&report, 100);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 100, "{line}");
+        }
+        assert!(
+            text.contains("FAILED (cannot reach the Docker daemon"),
+            "{text}"
+        );
+        assert!(text.contains('…'), "{text}");
     }
 
     #[test]

@@ -135,6 +135,8 @@ impl DockerApiBuilder {
         Ok(BuildOutcome {
             image_id: state.image_id().map(str::to_string),
             references,
+            pushed: false,
+            digest: None,
         })
     }
 }

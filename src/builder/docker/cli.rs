@@ -111,6 +111,8 @@ impl DockerCliBuilder {
                 Ok(BuildOutcome {
                     image_id,
                     references,
+                    pushed: false,
+                    digest: None,
                 })
             }
             Ok(ProcessOutcome::Exited { .. }) if buildx_missing => {

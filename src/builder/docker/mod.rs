@@ -358,6 +358,18 @@ fn client_for(endpoint: &DockerEndpoint, timeout: Duration) -> Result<Docker, Da
     Ok(docker)
 }
 
+impl crate::diagnostic::Diagnostic for DaemonError {
+    fn hints(&self) -> Vec<String> {
+        self.hint().into_iter().collect()
+    }
+    fn exit_code(&self) -> ExitCode {
+        DaemonError::exit_code(self)
+    }
+    fn is_environment(&self) -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

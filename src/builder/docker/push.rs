@@ -281,6 +281,8 @@ fn is_unreachable_error(message: &str) -> bool {
     .any(|needle| message.contains(needle))
 }
 
+crate::diagnostic::diagnostic_from_inherent!(PushError, hint, exit);
+
 #[cfg(test)]
 mod tests {
     use super::*;

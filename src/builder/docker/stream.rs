@@ -141,19 +141,13 @@ pub fn is_auth_error(message: &str) -> bool {
     .any(|needle| m.contains(needle))
 }
 
-/// The registry host of an image name as Docker decides it: the first path component when it
-/// looks like a host (has `.` or `:`, or is `localhost`), else Docker Hub (`docker.io`).
+/// The registry host of an image name as Docker decides it (the one reference parser,
+/// [`crate::registry::reference`]): `docker.io` for Docker Hub; a name that does not parse
+/// (it cannot be pushed either) counts as Docker Hub.
 pub fn registry_of(repository: &str) -> String {
-    match repository.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            if first == "index.docker.io" {
-                "docker.io".to_string()
-            } else {
-                first.to_string()
-            }
-        }
-        _ => "docker.io".to_string(),
-    }
+    crate::registry::reference::Registry::of_image(repository)
+        .map(|r| r.host().to_string())
+        .unwrap_or_else(|_| crate::registry::reference::DOCKER_HUB_DOMAIN.to_string())
 }
 
 #[cfg(test)]

@@ -157,14 +157,13 @@ impl KanikoError {
     /// The exit code class: an unreachable cluster is [`ExitCode::Unreachable`].
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            KanikoError::Kube {
-                source: KubeError::Unreachable { .. } | KubeError::NoKubeconfig { .. },
-                ..
-            } => ExitCode::Unreachable,
+            KanikoError::Kube { source, .. } => source.exit_code(),
             _ => ExitCode::Failure,
         }
     }
 }
+
+crate::diagnostic::diagnostic_from_inherent!(KanikoError, hint, exit);
 
 #[cfg(test)]
 mod tests {

@@ -466,6 +466,8 @@ impl ImageBuilder for KanikoBuilder {
             Ok(BuildOutcome {
                 image_id: None,
                 references: outcome.references,
+                pushed: true,
+                digest: outcome.digest,
             })
         })
         .boxed()

@@ -337,6 +337,8 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+impl crate::diagnostic::Diagnostic for ContextError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

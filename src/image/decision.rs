@@ -10,24 +10,23 @@
 //! - `imageConfigHash`: one hash per field of the resolved image config ([`image_config_fields`])
 //!   combined into one, so a decision can name the fields that changed. Paths are relative to the
 //!   project root, so a moved checkout matches;
-//! - `contextHash`: computed by `build::context`, with the per-file digest list that lets a
+//! - `contextHash`: computed by `image::context`, with the per-file digest list that lets a
 //!   decision name the changed files; `customFilesHash`: [`files_hash`] of the `onChange` files.
 //!
-//! Fields left out of the image config hash because they do not change the image that is built
-//! (they change what happens around it, or are covered by another hash):
+//! Which fields of the image config are in the key is a typed table, [`key_fields`]: every
+//! field of the model is classified (in the key, excluded with the reason, or structure whose
+//! fields are classified one by one), and the table does not compile when the model gains a
+//! field. Excluded are the fields that change what happens around the image, not the image:
 //! `createPullSecret` (deploy), `preferSyncOverRebuild` and `rebuildStrategy` (policy of `dev`),
-//! `entrypoint`/`cmd` (their own `entrypointHash`), `build.docker.skipPush` (push, which
-//! has its own decision), `build.docker.preferMinikube` and `build.docker.disableFallback`
-//! (where it is built: the existence check covers that), and the kaniko pod's scheduling and
-//! credentials and its init container (`namespace`, `nodeSelector`, `serviceAccount`,
-//! `annotations`, `labels`, `resources`, `pullSecret`, `skipPullSecretMount`, `initImage`,
-//! `initEnv`). `tags` are included, as in DevSpace: a new
-//! tag must be built (and `-t/--tag` overrides therefore count once they are applied to the
-//! config passed in).
+//! `entrypoint`/`cmd` (their own `entrypointHash`), `skipPush` of docker and buildKit (push,
+//! which has its own decision), `preferMinikube` and `disableFallback` (where it is built: the
+//! existence check covers that), and the kaniko pod's scheduling, credentials and init
+//! container. `tags` are included, as in DevSpace: a new tag must be built (and `-t/--tag`
+//! overrides therefore count once they are applied to the config passed in).
 
-use crate::build::cache::CachedImage;
-use crate::build::context::ContextScan;
 use crate::config::ImageConfig;
+use crate::image::context::ContextScan;
+use crate::image::record::CachedImage;
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -35,41 +34,110 @@ use std::fmt;
 use std::path::{Component, Path};
 use std::sync::{Arc, OnceLock};
 
-/// A sorted list of (path relative to the context or project root, `/`-separated; hex digest).
-pub type FileDigests = Vec<(String, String)>;
+pub use crate::image::record::FileDigests;
 
-/// Field paths (JSON, camelCase) of the resolved image config that do not change the image.
-pub const EXCLUDED_FIELDS: &[&str] = &[
-    "createPullSecret",
-    "preferSyncOverRebuild",
-    "rebuildStrategy",
-    "entrypoint",
-    "cmd",
-    "build.docker.skipPush",
-    "build.docker.preferMinikube",
-    "build.docker.disableFallback",
-    "build.kaniko.namespace",
-    "build.kaniko.nodeSelector",
-    "build.kaniko.serviceAccount",
-    "build.kaniko.annotations",
-    "build.kaniko.labels",
-    "build.kaniko.resources",
-    "build.kaniko.pullSecret",
-    "build.kaniko.skipPullSecretMount",
-    "build.kaniko.initImage",
-    "build.kaniko.initEnv",
-];
+/// Where a field of the resolved image config stands in the cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    /// Part of the key: a change rebuilds the image (one hash per field, so the reason can
+    /// name it).
+    Key,
+    /// Left out, because it does not change the image that is built; says why.
+    Excluded(&'static str),
+    /// An object of config structure: its fields are classified one by one.
+    Structural,
+}
 
-/// Objects that are config structure (their fields are compared one by one); every other value,
-/// user maps like `buildArgs` included, is one field.
-const STRUCTURAL: &[&str] = &[
-    "build",
-    "build.docker",
-    "build.kaniko",
-    "build.custom",
-    "build.docker.options",
-    "build.kaniko.options",
-];
+/// The cache key's typed view of the image config: every field of `ImageConfig` and of its
+/// builder blocks, by JSON path, with its [`KeyRole`]. The exhaustive destructuring below makes
+/// a field added to the model a compile error until it is classified here; the tests check that
+/// every path a config serialises to is in this table, for every builder kind.
+pub fn key_fields() -> &'static [(&'static str, KeyRole)] {
+    use crate::config::model::{
+        BuildConfig, BuildKitConfig, BuildOptions, CustomConfig, DockerConfig, KanikoConfig,
+    };
+    #[rustfmt::skip]
+    let _exhaustive = |i: ImageConfig, b: BuildConfig, d: DockerConfig, k: KanikoConfig,
+                       c: CustomConfig, bk: BuildKitConfig, o: BuildOptions| {
+        let ImageConfig { image: _, tags: _, dockerfile: _, context: _, entrypoint: _, cmd: _,
+            create_pull_secret: _, prefer_sync_over_rebuild: _, inject_restart_helper: _,
+            restart_helper_path: _, append_dockerfile_instructions: _, tags_append_random: _,
+            rebuild_strategy: _, build: _, devspace6: _ } = i;
+        let BuildConfig { docker: _, kaniko: _, custom: _, build_kit: _, disabled: _ } = b;
+        let DockerConfig { prefer_minikube: _, skip_push: _, disable_fallback: _,
+            use_build_kit: _, use_cli: _, args: _, options: _ } = d;
+        let KanikoConfig { cache: _, snapshot_mode: _, image: _, init_image: _, args: _,
+            command: _, namespace: _, insecure: _, pull_secret: _, skip_pull_secret_mount: _,
+            additional_mounts: _, resources: _, node_selector: _, service_account: _,
+            annotations: _, labels: _, init_env: _, env: _, env_from: _, tolerations: _,
+            options: _ } = k;
+        let CustomConfig { command: _, commands: _, args: _, append_args: _, image_flag: _,
+            image_tag_only: _, skip_image_arg: _, on_change: _ } = c;
+        let BuildKitConfig { skip_push: _, prefer_minikube: _, in_cluster: _, args: _,
+            command: _, options: _ } = bk;
+        let BuildOptions { target: _, network: _, build_args: _ } = o;
+    };
+    use KeyRole::{Excluded, Key, Structural};
+    const PUSH: KeyRole = Excluded("push has its own decision");
+    const WHERE: KeyRole = Excluded("where it is built: the existence check covers that");
+    const POD: KeyRole = Excluded("the kaniko pod's scheduling, credentials or init container");
+    const DEV: KeyRole = Excluded("policy of `devspace dev`");
+    #[rustfmt::skip]
+    const FIELDS: &[(&str, KeyRole)] = &[
+        ("image", Key), ("tags", Key), ("dockerfile", Key), ("context", Key),
+        ("entrypoint", Excluded("its own entrypointHash")),
+        ("cmd", Excluded("its own entrypointHash")),
+        ("createPullSecret", Excluded("deploy")),
+        ("preferSyncOverRebuild", DEV), ("rebuildStrategy", DEV),
+        ("injectRestartHelper", Key), ("restartHelperPath", Key),
+        ("appendDockerfileInstructions", Key), ("tagsAppendRandom", Key),
+        ("build", Structural),
+        ("build.disabled", Key),
+        ("build.docker", Structural),
+        ("build.docker.preferMinikube", WHERE), ("build.docker.skipPush", PUSH),
+        ("build.docker.disableFallback", WHERE),
+        ("build.docker.useBuildKit", Key), ("build.docker.useCli", Key),
+        ("build.docker.args", Key),
+        ("build.docker.options", Structural),
+        ("build.docker.options.target", Key), ("build.docker.options.network", Key),
+        ("build.docker.options.buildArgs", Key),
+        ("build.kaniko", Structural),
+        ("build.kaniko.cache", Key), ("build.kaniko.snapshotMode", Key),
+        ("build.kaniko.image", Key), ("build.kaniko.initImage", POD),
+        ("build.kaniko.args", Key), ("build.kaniko.command", Key),
+        ("build.kaniko.namespace", POD), ("build.kaniko.insecure", Key),
+        ("build.kaniko.pullSecret", POD), ("build.kaniko.skipPullSecretMount", POD),
+        ("build.kaniko.additionalMounts", Key), ("build.kaniko.resources", POD),
+        ("build.kaniko.nodeSelector", POD), ("build.kaniko.serviceAccount", POD),
+        ("build.kaniko.annotations", POD), ("build.kaniko.labels", POD),
+        ("build.kaniko.initEnv", POD), ("build.kaniko.env", Key),
+        ("build.kaniko.envFrom", Key), ("build.kaniko.tolerations", POD),
+        ("build.kaniko.options", Structural),
+        ("build.kaniko.options.target", Key), ("build.kaniko.options.network", Key),
+        ("build.kaniko.options.buildArgs", Key),
+        ("build.custom", Structural),
+        ("build.custom.command", Key), ("build.custom.commands", Key),
+        ("build.custom.args", Key), ("build.custom.appendArgs", Key),
+        ("build.custom.imageFlag", Key), ("build.custom.imageTagOnly", Key),
+        ("build.custom.skipImageArg", Key), ("build.custom.onChange", Key),
+        ("build.buildKit", Structural),
+        ("build.buildKit.skipPush", PUSH), ("build.buildKit.preferMinikube", WHERE),
+        ("build.buildKit.inCluster", Key), ("build.buildKit.args", Key),
+        ("build.buildKit.command", Key),
+        ("build.buildKit.options", Structural),
+        ("build.buildKit.options.target", Key), ("build.buildKit.options.network", Key),
+        ("build.buildKit.options.buildArgs", Key),
+    ];
+    FIELDS
+}
+
+/// The role of the field at `path` (`None`: not in the table, which the tests forbid).
+pub fn key_role(path: &str) -> Option<KeyRole> {
+    key_fields()
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, role)| *role)
+}
 
 /// A set of files and the hash over all of them. The per-file list is needed only to name
 /// changed files and to commit, so it can be produced on first use ([`FilesInput::deferred`]):
@@ -111,7 +179,7 @@ impl FilesInput {
         Self::new(files_hash(&files), files)
     }
 
-    /// The scan of a build context by [`crate::build::context::scan_context`]: its hash and,
+    /// The scan of a build context by [`crate::image::context::scan_context`]: its hash and,
     /// deferred, its file digests.
     pub fn from_scan(scan: &ContextScan) -> Self {
         let scan = scan.clone();
@@ -262,51 +330,64 @@ impl DecisionInputs {
     }
 }
 
-/// The outcome for one image.
+/// The outcome for one image: skip it, push the recorded image only, or rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    /// Build it. `false` with [`Reason::NotPushedYet`] means push the recorded image only.
-    pub rebuild: bool,
-    pub reason: Reason,
+pub enum Decision {
+    /// `skip (no change)`: the recorded image is still what this run would build.
+    Skip,
+    /// Nothing to build, but the recorded image must be pushed.
+    PushOnly(PushReason),
+    /// Build it.
+    Rebuild(Reason),
 }
 
 impl Decision {
-    fn rebuild(reason: Reason) -> Self {
-        Self {
-            rebuild: true,
-            reason,
-        }
-    }
-
-    /// A skipped image whose recorded tag is gone from the local daemon.
-    pub fn missing_in_daemon() -> Self {
-        Self::rebuild(Reason::MissingInDaemon)
-    }
-
-    /// A skipped image whose recorded tag is gone from the registry.
-    pub fn missing_in_registry() -> Self {
-        Self::rebuild(Reason::MissingInRegistry)
+    /// Whether the image is built.
+    pub fn is_rebuild(&self) -> bool {
+        matches!(self, Decision::Rebuild(_))
     }
 
     /// Nothing to build, but the recorded image must be pushed.
     pub fn push_only(&self) -> bool {
-        !self.rebuild && self.reason == Reason::NotPushedYet
+        matches!(self, Decision::PushOnly(_))
+    }
+
+    /// Whether the image is built or pushed (not skipped).
+    pub fn does_work(&self) -> bool {
+        !matches!(self, Decision::Skip)
+    }
+
+    /// A stable identifier for machine-readable output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Decision::Skip => "no-change",
+            Decision::PushOnly(PushReason::NotPushedYet) => "not-pushed-yet",
+            Decision::PushOnly(PushReason::MissingInRegistry) => "push-missing-in-registry",
+            Decision::Rebuild(reason) => reason.code(),
+        }
     }
 }
 
-/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files` or
-/// `fields` when the reason names them: the decision as the JSON report shows it.
+/// `{"rebuild": .., "pushOnly": .., "code": .., "reason": "<as displayed>"}` plus `files`,
+/// `fields` or `base` when the reason names them: the decision as the JSON report shows it.
 impl serde::Serialize for Decision {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("rebuild", &self.rebuild)?;
+        map.serialize_entry("rebuild", &self.is_rebuild())?;
         map.serialize_entry("pushOnly", &self.push_only())?;
-        map.serialize_entry("code", self.reason.code())?;
-        map.serialize_entry("reason", &self.reason.to_string())?;
-        match &self.reason {
-            Reason::FilesChanged { files } => map.serialize_entry("files", files)?,
-            Reason::ImageConfigChanged { fields } => map.serialize_entry("fields", fields)?,
+        map.serialize_entry("code", self.code())?;
+        map.serialize_entry("reason", &self.to_string())?;
+        match self {
+            Decision::Rebuild(Reason::FilesChanged { files }) => {
+                map.serialize_entry("files", files)?
+            }
+            Decision::Rebuild(Reason::ImageConfigChanged { fields }) => {
+                map.serialize_entry("fields", fields)?
+            }
+            Decision::Rebuild(Reason::BaseRebuilt { image }) => {
+                map.serialize_entry("base", image)?
+            }
             _ => {}
         }
         map.end()
@@ -315,15 +396,35 @@ impl serde::Serialize for Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)
+        match self {
+            Decision::Skip => f.write_str("skip (no change)"),
+            Decision::PushOnly(reason) => reason.fmt(f),
+            Decision::Rebuild(reason) => reason.fmt(f),
+        }
     }
 }
 
-/// Why an image is built, pushed or skipped; `Display` is what users read.
+/// Why a recorded image is pushed without being rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushReason {
+    /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
+    NotPushedYet,
+    /// `push: image missing in registry` (the local daemon still has it)
+    MissingInRegistry,
+}
+
+impl fmt::Display for PushReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PushReason::NotPushedYet => "push: not pushed yet",
+            PushReason::MissingInRegistry => "push: image missing in registry",
+        })
+    }
+}
+
+/// Why an image is rebuilt; `Display` is what users read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
-    /// `skip (no change)`
-    NoChange,
     /// `rebuild: --force-build`
     ForceBuild,
     /// `rebuild: never built` (no cache entry, or one without a tag)
@@ -343,12 +444,14 @@ pub enum Reason {
     /// `rebuild: build context changed`: the hash differs but no per-file list tells where
     /// (cache written by another tool, or only modes or symlink targets changed).
     ContextChanged,
+    /// `rebuild: base image base was rebuilt`: an image of this config that this one's
+    /// Dockerfile builds `FROM` was rebuilt in this run.
+    BaseRebuilt { image: String },
     /// `rebuild: image missing in local daemon`
     MissingInDaemon,
     /// `rebuild: image missing in registry`
     MissingInRegistry,
     /// `push: not pushed yet` (built with `--skip-push` before, pushed now)
-    NotPushedYet,
     /// `rebuild: rebuildStrategy always`
     RebuildAlways,
 }
@@ -357,7 +460,6 @@ impl Reason {
     /// A stable identifier for machine-readable output.
     pub fn code(&self) -> &'static str {
         match self {
-            Reason::NoChange => "no-change",
             Reason::ForceBuild => "force-build",
             Reason::NeverBuilt => "never-built",
             Reason::CustomWithoutOnChange => "custom-without-on-change",
@@ -366,9 +468,9 @@ impl Reason {
             Reason::DockerfileChanged => "dockerfile-changed",
             Reason::FilesChanged { .. } => "files-changed",
             Reason::ContextChanged => "context-changed",
+            Reason::BaseRebuilt { .. } => "base-rebuilt",
             Reason::MissingInDaemon => "missing-in-daemon",
             Reason::MissingInRegistry => "missing-in-registry",
-            Reason::NotPushedYet => "not-pushed-yet",
             Reason::RebuildAlways => "rebuild-strategy-always",
         }
     }
@@ -377,7 +479,6 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::NoChange => f.write_str("skip (no change)"),
             Reason::ForceBuild => f.write_str("rebuild: --force-build"),
             Reason::NeverBuilt => f.write_str("rebuild: never built"),
             Reason::CustomWithoutOnChange => {
@@ -412,9 +513,9 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::ContextChanged => f.write_str("rebuild: build context changed"),
+            Reason::BaseRebuilt { image } => write!(f, "rebuild: base image {image} was rebuilt"),
             Reason::MissingInDaemon => f.write_str("rebuild: image missing in local daemon"),
             Reason::MissingInRegistry => f.write_str("rebuild: image missing in registry"),
-            Reason::NotPushedYet => f.write_str("push: not pushed yet"),
             Reason::RebuildAlways => f.write_str("rebuild: rebuildStrategy always"),
         }
     }
@@ -424,21 +525,21 @@ impl fmt::Display for Reason {
 /// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
 /// run pushes, whether the recorded build was pushed.
 ///
-/// The changed-file list needs the cached file list ([`crate::build::cache::ImageRecord::files`]);
+/// The changed-file list needs the cached file list ([`crate::image::record::ImageRecord::files`]);
 /// [`needs_cached_files`] says when to load it.
 pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool) -> Decision {
     if force {
-        return Decision::rebuild(Reason::ForceBuild);
+        return Decision::Rebuild(Reason::ForceBuild);
     }
     if inputs.strategy == RebuildStrategy::Always {
-        return Decision::rebuild(Reason::RebuildAlways);
+        return Decision::Rebuild(Reason::RebuildAlways);
     }
     let Some(cached) = cached.filter(|c| c.entry.tag.as_deref().is_some_and(|t| !t.is_empty()))
     else {
-        return Decision::rebuild(Reason::NeverBuilt);
+        return Decision::Rebuild(Reason::NeverBuilt);
     };
     if matches!(inputs.builder, BuilderInputs::Custom { on_change: None }) {
-        return Decision::rebuild(Reason::CustomWithoutOnChange);
+        return Decision::Rebuild(Reason::CustomWithoutOnChange);
     }
     let entry = &cached.entry;
     if entry.image_config_hash.as_deref() != Some(inputs.image_config_hash.as_str()) {
@@ -447,7 +548,7 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             .as_ref()
             .map(|r| changed_fields(&inputs.image_config_fields, &r.image_config_fields))
             .unwrap_or_default();
-        return Decision::rebuild(Reason::ImageConfigChanged { fields });
+        return Decision::Rebuild(Reason::ImageConfigChanged { fields });
     }
     let (cached_files_hash, files) = match &inputs.builder {
         BuilderInputs::Dockerfile {
@@ -456,16 +557,16 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             context,
         } => {
             if entry.entrypoint_hash.as_deref().unwrap_or("") != entrypoint_hash {
-                return Decision::rebuild(Reason::EntrypointChanged);
+                return Decision::Rebuild(Reason::EntrypointChanged);
             }
             if entry.dockerfile_hash.as_deref() != Some(dockerfile_hash.as_str()) {
-                return Decision::rebuild(Reason::DockerfileChanged);
+                return Decision::Rebuild(Reason::DockerfileChanged);
             }
             (&entry.context_hash, context)
         }
         BuilderInputs::Custom { on_change } => {
             let Some(on_change) = on_change else {
-                return Decision::rebuild(Reason::CustomWithoutOnChange);
+                return Decision::Rebuild(Reason::CustomWithoutOnChange);
             };
             (&entry.custom_files_hash, on_change)
         }
@@ -479,22 +580,16 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             .and_then(|r| r.files.as_ref())
             .map(|old| changed_files(old, files.files()))
             .unwrap_or_default();
-        return Decision::rebuild(if changed.is_empty() {
+        return Decision::Rebuild(if changed.is_empty() {
             Reason::ContextChanged
         } else {
             Reason::FilesChanged { files: changed }
         });
     }
     if inputs.push && cached.record.as_ref().is_some_and(|r| r.push.is_none()) {
-        return Decision {
-            rebuild: false,
-            reason: Reason::NotPushedYet,
-        };
+        return Decision::PushOnly(PushReason::NotPushedYet);
     }
-    Decision {
-        rebuild: false,
-        reason: Reason::NoChange,
-    }
+    Decision::Skip
 }
 
 /// Whether [`decide`] would name changed files if it had the cached file list: everything
@@ -514,8 +609,7 @@ pub fn needs_cached_files(
     if cached.record.as_ref().is_some_and(|r| r.files.is_some()) {
         return false;
     }
-    let decision = decide(inputs, Some(cached), force);
-    decision.rebuild && decision.reason == Reason::ContextChanged
+    decide(inputs, Some(cached), force) == Decision::Rebuild(Reason::ContextChanged)
 }
 
 /// Added, removed and modified paths between two lists sorted by path, sorted.
@@ -610,7 +704,7 @@ pub fn files_hash(files: &[(String, String)]) -> String {
 
 /// Per-field hashes of the resolved image config, in config order: field path (`tags`,
 /// `build.docker.options.buildArgs`, ...) → SHA-256 of the field's canonical JSON (object keys
-/// sorted). [`EXCLUDED_FIELDS`] are left out; `dockerfile` and `context` are relative to
+/// sorted), as [`key_fields`] classifies them: excluded fields are left out; `dockerfile` and `context` are relative to
 /// `project_root`.
 pub fn image_config_fields(config: &ImageConfig, project_root: &Path) -> IndexMap<String, String> {
     let mut portable = config.clone();
@@ -646,13 +740,12 @@ fn flatten(prefix: &str, value: &Value, out: &mut IndexMap<String, String>) {
         } else {
             format!("{prefix}.{key}")
         };
-        if EXCLUDED_FIELDS.contains(&path.as_str()) {
-            continue;
-        }
-        if STRUCTURAL.contains(&path.as_str()) && child.is_object() {
-            flatten(&path, child, out);
-        } else {
-            out.insert(path, sha256_hex(canonical_json(child)));
+        match key_role(&path) {
+            Some(KeyRole::Excluded(_)) => continue,
+            Some(KeyRole::Structural) if child.is_object() => flatten(&path, child, out),
+            _ => {
+                out.insert(path, sha256_hex(canonical_json(child)));
+            }
         }
     }
 }
@@ -715,8 +808,8 @@ pub fn relative_path(path: &Path, root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::cache::{GeneratedImage, ImageRecord, PushRecord};
     use crate::config::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
+    use crate::image::record::{GeneratedImage, ImageRecord, PushRecord};
     use std::path::PathBuf;
 
     fn files(list: &[(&str, &str)]) -> FileDigests {
@@ -835,7 +928,7 @@ mod tests {
         let base = docker_inputs(&config(), DOCKERFILE, None, CONTEXT, true);
         let base_built = recorded(&base, true);
         let edited_base = docker_inputs(&config(), DOCKERFILE, None, edited, true);
-        assert!(decide(&edited_base, Some(&base_built), false).rebuild);
+        assert!(decide(&edited_base, Some(&base_built), false).is_rebuild());
     }
 
     #[test]
@@ -992,7 +1085,7 @@ mod tests {
             let decision = decide(&inputs, cached, force);
             assert_eq!(decision.to_string(), want, "case: {name}");
             assert_eq!(
-                decision.rebuild,
+                decision.is_rebuild(),
                 want.starts_with("rebuild"),
                 "case: {name}"
             );
@@ -1066,67 +1159,233 @@ mod tests {
 
     #[test]
     fn reasons_display_table() {
-        let f = |n: usize| Reason::FilesChanged {
-            files: (0..n).map(|i| format!("f{i}")).collect(),
+        let f = |n: usize| {
+            Decision::Rebuild(Reason::FilesChanged {
+                files: (0..n).map(|i| format!("f{i}")).collect(),
+            })
         };
+        let r = Decision::Rebuild;
         let cases = [
-            (Reason::NoChange, "skip (no change)"),
-            (Reason::ForceBuild, "rebuild: --force-build"),
-            (Reason::NeverBuilt, "rebuild: never built"),
-            (Reason::DockerfileChanged, "rebuild: Dockerfile changed"),
+            (Decision::Skip, "skip (no change)"),
+            (r(Reason::ForceBuild), "rebuild: --force-build"),
+            (r(Reason::NeverBuilt), "rebuild: never built"),
+            (r(Reason::DockerfileChanged), "rebuild: Dockerfile changed"),
             (f(1), "rebuild: 1 file changed: f0"),
             (f(2), "rebuild: 2 files changed: f0, f1"),
             (f(3), "rebuild: 3 files changed: f0, f1, +1"),
             (f(12), "rebuild: 12 files changed: f0, f1, +10"),
             (
-                Reason::ImageConfigChanged {
+                r(Reason::ImageConfigChanged {
                     fields: vec!["tags".into(), "buildArgs".into()],
-                },
+                }),
                 "rebuild: image config changed (tags, buildArgs)",
             ),
             (
-                Reason::ImageConfigChanged { fields: vec![] },
+                r(Reason::ImageConfigChanged { fields: vec![] }),
                 "rebuild: image config changed",
             ),
-            (Reason::EntrypointChanged, "rebuild: entrypoint changed"),
+            (r(Reason::EntrypointChanged), "rebuild: entrypoint changed"),
             (
-                Reason::CustomWithoutOnChange,
+                r(Reason::CustomWithoutOnChange),
                 "rebuild: custom builder without onChange",
             ),
-            (Reason::ContextChanged, "rebuild: build context changed"),
+            (r(Reason::ContextChanged), "rebuild: build context changed"),
             (
-                Reason::MissingInDaemon,
+                r(Reason::MissingInDaemon),
                 "rebuild: image missing in local daemon",
             ),
             (
-                Reason::MissingInRegistry,
+                r(Reason::MissingInRegistry),
                 "rebuild: image missing in registry",
             ),
-            (Reason::NotPushedYet, "push: not pushed yet"),
+            (
+                r(Reason::BaseRebuilt {
+                    image: "base".into(),
+                }),
+                "rebuild: base image base was rebuilt",
+            ),
+            (
+                Decision::PushOnly(PushReason::NotPushedYet),
+                "push: not pushed yet",
+            ),
+            (
+                Decision::PushOnly(PushReason::MissingInRegistry),
+                "push: image missing in registry",
+            ),
         ];
         let mut codes = std::collections::HashSet::new();
-        for (reason, want) in cases {
-            assert_eq!(reason.to_string(), want);
-            codes.insert(reason.code());
+        for (decision, want) in cases {
+            assert_eq!(decision.to_string(), want);
+            codes.insert(decision.code());
         }
-        assert_eq!(codes.len(), 12, "every reason has its own code");
-        let json = serde_json::to_value(Decision::rebuild(f(3))).unwrap();
+        assert_eq!(codes.len(), 14, "every decision has its own code");
+        let json = serde_json::to_value(f(3)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"rebuild": true, "pushOnly": false, "code": "files-changed",
                 "reason": "rebuild: 3 files changed: f0, f1, +1", "files": ["f0", "f1", "f2"]})
         );
-        let json = serde_json::to_value(Decision {
-            rebuild: false,
-            reason: Reason::NotPushedYet,
-        })
-        .unwrap();
+        let json = serde_json::to_value(Decision::PushOnly(PushReason::NotPushedYet)).unwrap();
         assert_eq!(json["pushOnly"], true);
-        assert_eq!(
-            Decision::missing_in_daemon().to_string(),
-            "rebuild: image missing in local daemon"
-        );
-        assert!(Decision::missing_in_registry().rebuild);
+        let json = serde_json::to_value(r(Reason::BaseRebuilt {
+            image: "base".into(),
+        }))
+        .unwrap();
+        assert_eq!(json["base"], "base");
+        assert_eq!(json["code"], "base-rebuilt");
+    }
+
+    /// Every field set, every builder block present.
+    fn full_config() -> serde_json::Value {
+        let options =
+            serde_json::json!({"target": "t", "network": "host", "buildArgs": {"A": "1"}});
+        serde_json::json!({
+            "image": "john/app", "tags": ["v1"], "dockerfile": "/proj/Dockerfile",
+            "context": "/proj", "entrypoint": ["sh"], "cmd": ["-c"], "createPullSecret": true,
+            "preferSyncOverRebuild": true, "injectRestartHelper": true,
+            "restartHelperPath": "/r.sh", "appendDockerfileInstructions": ["RUN x"],
+            "tagsAppendRandom": true, "rebuildStrategy": "always",
+            "build": {
+                "disabled": false,
+                "docker": {"preferMinikube": true, "skipPush": false, "disableFallback": false,
+                    "useBuildKit": false, "useCli": false, "args": ["--pull"], "options": options},
+                "kaniko": {"cache": true, "snapshotMode": "full", "image": "k", "initImage": "i",
+                    "args": ["a"], "command": ["c"], "namespace": "n", "insecure": false,
+                    "pullSecret": "p", "skipPullSecretMount": false,
+                    "additionalMounts": [{"mountPath": "/m"}],
+                    "resources": {"limits": {"cpu": "1"}}, "nodeSelector": {"a": "b"},
+                    "serviceAccount": "sa", "annotations": {"a": "b"}, "labels": {"a": "b"},
+                    "initEnv": {"A": "1"}, "env": {"A": "1"}, "envFrom": {"x": {"a": "1"}},
+                    "tolerations": [{"key": "k"}], "options": options},
+                "custom": {"command": "./b.sh", "commands": [{"command": "b.exe", "os": "windows"}],
+                    "args": ["a"], "appendArgs": ["b"], "imageFlag": "--image",
+                    "imageTagOnly": true, "skipImageArg": false, "onChange": ["src/**"]},
+                "buildKit": {"skipPush": false, "preferMinikube": true,
+                    "inCluster": {"name": "b"}, "args": ["a"], "command": ["docker", "buildx"],
+                    "options": options},
+            },
+        })
+    }
+
+    /// Leaf paths of `value` as the key walks it (structural objects opened).
+    fn leaf_paths(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        let serde_json::Value::Object(map) = value else {
+            return;
+        };
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match key_role(&path) {
+                Some(KeyRole::Structural) => leaf_paths(&path, v, out),
+                _ => out.push(path),
+            }
+        }
+    }
+
+    /// A different value of the same kind.
+    fn changed(v: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match v {
+            Value::Bool(b) => Value::Bool(!b),
+            Value::String(s) => Value::String(format!("{s}x")),
+            Value::Array(a) if a.first().is_some_and(Value::is_string) => {
+                let mut a = a.clone();
+                a.push(Value::String("more".into()));
+                Value::Array(a)
+            }
+            Value::Array(a) => {
+                let mut a = a.clone();
+                a.push(a[0].clone());
+                Value::Array(a)
+            }
+            Value::Object(m) => {
+                let mut m = m.clone();
+                let (k, v) = m
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap();
+                m.insert(k, changed(&v));
+                Value::Object(m)
+            }
+            other => panic!("no change for {other}"),
+        }
+    }
+
+    #[test]
+    fn every_config_field_is_in_the_key_or_excluded_for_every_builder() {
+        let full = full_config();
+        let config: ImageConfig = serde_json::from_value(full.clone()).unwrap();
+        // Serialised back, the full config has exactly the table's leaves: nothing unclassified,
+        // nothing stale in the table.
+        let mut paths = Vec::new();
+        leaf_paths("", &serde_json::to_value(&config).unwrap(), &mut paths);
+        let mut table: Vec<String> = key_fields()
+            .iter()
+            .filter(|(_, r)| *r != KeyRole::Structural)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        paths.sort();
+        table.sort();
+        assert_eq!(paths, table);
+
+        let hash = |v: &serde_json::Value| {
+            let c: ImageConfig = serde_json::from_value(v.clone()).unwrap();
+            image_config_fields(&c, Path::new("/proj"))
+        };
+        for builder in ["docker", "kaniko", "custom", "buildKit"] {
+            // One builder block at a time, as each kind is configured.
+            let mut one = full.clone();
+            let build = one["build"].as_object_mut().unwrap();
+            build.retain(|k, _| k == builder || k == "disabled");
+            let base = hash(&one);
+            let mut leaves = Vec::new();
+            leaf_paths("", &one, &mut leaves);
+            for path in leaves {
+                let role = key_role(&path).unwrap_or_else(|| panic!("{path} is not classified"));
+                let mut edited = one.clone();
+                let pointer = format!("/{}", path.replace('.', "/"));
+                let slot = edited.pointer_mut(&pointer).unwrap();
+                *slot = changed(slot);
+                let after = hash(&edited);
+                match role {
+                    KeyRole::Key => assert_ne!(
+                        combine_field_hashes(&after),
+                        combine_field_hashes(&base),
+                        "{builder}: {path} is in the key"
+                    ),
+                    KeyRole::Excluded(why) => assert_eq!(after, base, "{builder}: {path} ({why})"),
+                    KeyRole::Structural => unreachable!(),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn buildkit_skip_push_does_not_force_a_rebuild() {
+        let with = |skip: Option<bool>| {
+            let mut c = config();
+            c.build = crate::config::BuildConfig {
+                build_kit: Some(crate::config::model::BuildKitConfig {
+                    skip_push: skip,
+                    prefer_minikube: skip,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            DecisionInputs::new(
+                &c,
+                Path::new("/proj"),
+                true,
+                BuilderInputs::Custom { on_change: None },
+            )
+            .image_config_hash
+        };
+        assert_eq!(with(None), with(Some(true)));
+        assert_eq!(with(Some(false)), with(Some(true)));
     }
 
     #[test]

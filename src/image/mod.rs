@@ -7,4 +7,5 @@ pub mod context;
 pub mod decision;
 pub mod dockerfile;
 pub mod on_change;
+pub mod record;
 pub mod tag;

@@ -10,6 +10,7 @@
 //! Stage names are matched case-insensitively as Docker does (the parser's own lookup is
 //! case-sensitive), and two stages whose names differ only in case are a duplicate, as in Docker.
 
+use crate::registry::reference::repository_key;
 use indexmap::IndexMap;
 use parse_dockerfile::{Dockerfile, Instruction};
 use std::collections::{HashMap, HashSet};
@@ -179,7 +180,7 @@ pub fn rewrite_from(
     }
     let by_repo: HashMap<String, &str> = fresh
         .iter()
-        .map(|(repo, tagged)| (normalize_repository(repository_of(repo)), tagged.as_str()))
+        .map(|(repo, tagged)| (repository_key(repo), tagged.as_str()))
         .collect();
     let parsed = Parsed::new(path, text)?;
     let mut out = text.to_owned();
@@ -187,7 +188,7 @@ pub fn rewrite_from(
     let mut sites = parsed.external_references(build_args);
     sites.sort_by_key(|site| std::cmp::Reverse(site.span.start));
     for site in sites {
-        let repo = normalize_repository(repository_of(&site.value));
+        let repo = repository_key(&site.value);
         if let Some(tagged) = by_repo.get(&repo) {
             out.replace_range(site.span, tagged);
         }
@@ -204,18 +205,6 @@ pub fn repository_of(reference: &str) -> &str {
         Some(colon) => &without_digest[..last_slash + colon],
         None => without_digest,
     }
-}
-
-/// Docker Hub spellings of one repository compare equal: `docker.io/library/x`,
-/// `index.docker.io/x`, `library/x` and `x` all become `x`.
-fn normalize_repository(repo: &str) -> String {
-    let lower = repo.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("docker.io/")
-        .or_else(|| lower.strip_prefix("index.docker.io/"))
-        .or_else(|| lower.strip_prefix("registry-1.docker.io/"))
-        .unwrap_or(&lower);
-    rest.strip_prefix("library/").unwrap_or(rest).to_owned()
 }
 
 /// An image reference inside the text and where it is.
@@ -607,6 +596,8 @@ fn expand_braced(inner: &str, vars: &HashMap<String, String>) -> String {
     }
     value.cloned().unwrap_or_default()
 }
+
+impl crate::diagnostic::Diagnostic for DockerfileError {}
 
 #[cfg(test)]
 mod tests {

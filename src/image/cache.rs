@@ -17,7 +17,8 @@
 //! A record is trusted only while it matches its `generated.yaml` entry (same config hash,
 //! files hash and tag): another tool rewriting the entry makes the record stale, not wrong.
 
-use crate::build::decision::{self, Decision, DecisionInputs, FileDigests, FilesInput};
+use crate::image::decision::{self, Decision, DecisionInputs, FilesInput};
+pub use crate::image::record::{CachedImage, FileDigests, GeneratedImage, ImageRecord, PushRecord};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -45,61 +46,6 @@ pub enum CacheError {
     },
     #[error("cache {path}: cannot write: {message}")]
     Serialize { path: PathBuf, message: String },
-}
-
-/// `profiles.<p>.images.<key>` of `generated.yaml`; absent fields are omitted, as DevSpace does.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GeneratedImage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_config_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dockerfile_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entrypoint_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_files_hash: Option<String>,
-    /// The `image:` value verbatim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_name: Option<String>,
-    /// The first tag of the last successful build.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-}
-
-/// Where an image was pushed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PushRecord {
-    /// Registry host (`localhost:5000`, `docker.io`).
-    pub registry: String,
-    /// The manifest digest the registry answered, if known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-}
-
-/// This tool's own record of the last successful build of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRecord {
-    pub image_config_hash: String,
-    pub image_config_fields: IndexMap<String, String>,
-    /// `contextHash` or `customFilesHash` the file list belongs to.
-    pub files_hash: Option<String>,
-    /// Every tag applied, the recorded one first.
-    pub tags: Vec<String>,
-    /// `None`: built but not pushed.
-    pub push: Option<PushRecord>,
-    /// Per-file digests, sorted; `None` until [`Cache::load_files`] (they can be large).
-    pub files: Option<FileDigests>,
-}
-
-/// What the cache knows about an image's last successful build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedImage {
-    pub entry: GeneratedImage,
-    /// `None` when missing, unreadable or stale (the entry was rewritten by another tool).
-    pub record: Option<ImageRecord>,
 }
 
 /// What one successful build produced, given to [`Cache::commit`].
@@ -144,6 +90,16 @@ impl PendingEntry {
     pub fn inputs(&self) -> &DecisionInputs {
         &self.inputs
     }
+}
+
+/// What [`Cache::decide_entry`] returns.
+#[derive(Debug)]
+pub struct Decided {
+    pub decision: Decision,
+    /// The last successful build (recorded tags and push), if any.
+    pub cached: Option<CachedImage>,
+    /// The entry to commit once the image was built (and pushed).
+    pub pending: PendingEntry,
 }
 
 /// Handle on `.devspace/` of one project; cheap reads from a snapshot taken at open, locked
@@ -283,6 +239,24 @@ impl Cache {
             self.load_files(profile, key, c);
         }
         (decision::decide(inputs, cached.as_ref(), force), cached)
+    }
+
+    /// Decides for image `key` (whose `image:` is `image_name`) and produces the entry a
+    /// successful build (or push) of it commits: the decision owns what it was made from.
+    pub fn decide_entry(
+        &self,
+        profile: &str,
+        key: &str,
+        image_name: &str,
+        inputs: DecisionInputs,
+        force: bool,
+    ) -> Decided {
+        let (decision, cached) = self.decide(profile, key, &inputs, force);
+        Decided {
+            decision,
+            cached,
+            pending: PendingEntry::new(profile, key, image_name, inputs),
+        }
     }
 
     /// Records a successful build: the `generated.yaml` entry and this tool's record, under
@@ -721,11 +695,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+impl crate::diagnostic::Diagnostic for CacheError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::{BuilderInputs, FilesInput};
     use crate::config::ImageConfig;
+    use crate::image::decision::{BuilderInputs, FilesInput};
 
     fn inputs(files: &[(&str, &str)], tag_in_config: &str) -> DecisionInputs {
         let files: FileDigests = files

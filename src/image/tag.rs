@@ -154,6 +154,8 @@ fn pick<R: Rng + ?Sized>(rng: &mut R, alphabet: &[u8]) -> char {
     char::from(alphabet[rng.random_range(0..alphabet.len())])
 }
 
+impl crate::diagnostic::Diagnostic for InvalidTag {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,11 +9,11 @@
 //! never included (it changes on every build, so `**` would always rebuild).
 //!
 //! The walk starts at each pattern's literal prefix (`src/` for `src/**/*.rs`), not at the root.
-//! Files are hashed one after another with `build::context`'s streaming hasher and without
+//! Files are hashed one after another with `image::context`'s streaming hasher and without
 //! its stat cache: `onChange` sets are small.
 
-use crate::build::context::hash::hash_file;
-use crate::build::decision::FileDigests;
+use crate::image::context::hash::hash_file;
+use crate::image::decision::FileDigests;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -178,10 +178,12 @@ fn file_digest(path: &Path, buf: &mut [u8]) -> Result<String, OnChangeError> {
         })
 }
 
+impl crate::diagnostic::Diagnostic for OnChangeError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::decision::sha256_hex;
+    use crate::image::decision::sha256_hex;
     use std::fs;
 
     fn project() -> tempfile::TempDir {

@@ -324,7 +324,7 @@ impl Read for ExactReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::context::scan_context;
+    use crate::image::context::scan_context;
     use futures_util::StreamExt;
 
     /// Collects the stream; returns the bytes before the first error and that error.
