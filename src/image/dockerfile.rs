@@ -458,8 +458,12 @@ fn insertion_point(text: &str, end: usize) -> usize {
     if at == 0 { end } else { at }
 }
 
+/// Start of the line holding byte `pos` (bytes: `pos` need not be a char boundary).
 fn line_start(text: &str, pos: usize) -> usize {
-    text[..pos].rfind('\n').map_or(0, |i| i + 1)
+    text.as_bytes()[..pos.min(text.len())]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1)
 }
 
 fn line_of(text: &str, pos: usize) -> usize {
@@ -680,6 +684,17 @@ mod tests {
 
     #[test]
     fn overrides_table() {
+        // Found by the fuzzer: the last line ends in a multi-byte character.
+        let out = apply_overrides(
+            p(),
+            "FROM a AS final\nONBUILD RUN \u{563}",
+            &Overrides {
+                cmd: Some(vec!["x".into()]),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert!(out.contains("ONBUILD RUN \u{563}"), "{out}");
         let multi = "FROM golang AS build\nRUN make\n\n# runtime image\nFROM alpine AS run\nCOPY --from=build /a /a\n";
         let cases: &[(&str, &str, Overrides, &str)] = &[
             (
