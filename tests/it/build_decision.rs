@@ -352,7 +352,8 @@ fn docker_config_of(dir: &Path, dockerfile: &str, target: Option<&str>) -> serde
         .output()
         .unwrap();
     let _ = Command::new("docker")
-        .args(["image", "rm", "-f", &tag])
+        // `--no-prune`: the parent layers may be the cache of a build running right now.
+        .args(["image", "rm", "--no-prune", "-f", &tag])
         .output();
     assert!(
         inspect.status.success(),

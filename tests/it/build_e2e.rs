@@ -529,7 +529,8 @@ fn images_missing_in_registry_or_daemon_are_pushed_or_rebuilt() {
     // worker: gone from both → rebuilt.
     registry_delete(&b.registry, &b.repo("worker"), &tag("worker"), None);
     let worker = format!("{}:{}", b.repository("worker"), tag("worker"));
-    docker_ok(&["rmi", "-f", &worker]);
+    // `--no-prune`: the untagged parent layers may be another build's cache right now.
+    docker_ok(&["rmi", "--no-prune", "-f", &worker]);
     assert!(!image_in_daemon(&worker));
     assert!(registry_tags(&b.registry, &b.repo("api"), None).is_empty());
 
@@ -556,7 +557,7 @@ fn images_missing_in_registry_or_daemon_are_pushed_or_rebuilt() {
         assert_line(&out, key, "skip (no change)");
     }
     let web = format!("{}:{}", b.repository("web"), first_tag(&report3, "web"));
-    docker_ok(&["rmi", "-f", &web]);
+    docker_ok(&["rmi", "--no-prune", "-f", &web]);
     let out = b.build(&["--skip-push"]);
     out.assert_success();
     assert_line(&out, "web", "rebuild: image missing in local daemon");
