@@ -8,8 +8,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEVSPACE_TEST_REQUIRE_SERVICES=1
-# Most integration tests wait on the Docker daemon, registries or child processes, not the CPU:
-# more test threads than cores (libtest's default) shortens the run. Measured on a loaded 2-core
-# machine: the `it` binary took 110-130 s with 2 threads, 77 s with 6, 80 s with 10.
-export RUST_TEST_THREADS="${RUST_TEST_THREADS:-6}"
 exec cargo test --locked --all-targets "$@"
