@@ -13,4 +13,11 @@ bin="${CARGO_TARGET_DIR:-$repo/target}/release/devspace"
 cd "$repo/examples/quickstart"
 QUICKSTART_COMMAND=(build)
 echo "quickstart: devspace ${QUICKSTART_COMMAND[*]} $* (in examples/quickstart)" >&2
-exec "$bin" "${QUICKSTART_COMMAND[@]}" "$@"
+status=0
+"$bin" "${QUICKSTART_COMMAND[@]}" "$@" || status=$?
+if ((status == 0)); then
+    echo "quickstart: next: scripts/test.sh runs the tests;" \
+        "cd examples/quickstart && $bin build again skips every image;" \
+        "more to try in examples/quickstart/README.md" >&2
+fi
+exit "$status"

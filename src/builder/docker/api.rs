@@ -1,17 +1,25 @@
 //! The Engine API build: `POST /build` with the context streamed as the request body.
 //!
-//! Owns the query options (first tag as `t`, Dockerfile path, build args, target, network
-//! mode, labels, `rm`/`forcerm` so no step containers stay behind), the body wrapper that
-//! counts bytes and remembers a producer failure, reading the message stream into events, the
-//! extra `tag_image` calls for the other tags, and cleaning up after a cancelled build.
+//! Owns the query options (every tag as a `t` parameter, Dockerfile path, build args, target,
+//! network mode, labels, `rm`/`forcerm` so no step containers stay behind), the body wrapper
+//! that counts bytes and remembers a producer failure, reading the message stream into events,
+//! and cleaning up after a cancelled build.
+//!
+//! Tags: the daemon applies every `t` of the request when the build commits the image, so there
+//! is no moment in which the image exists under only some of its tags (or, if someone removes
+//! an image with the same ID meanwhile, under none: separate `tag` calls after the build failed
+//! with "no such image" then). bollard 0.21's `BuildImageOptions` has a single `t` and its query
+//! serializer (`serde_urlencoded`) cannot repeat a key, so the other tags are appended to the
+//! query of that one `/build` request through bollard's public request modifier, on a clone of
+//! the client made for the build ([`append_tags`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bollard::body_try_stream;
-use bollard::query_parameters::{BuildImageOptions, TagImageOptionsBuilder};
+use bollard::query_parameters::BuildImageOptions;
+use bollard::{BollardRequest, Docker, body_try_stream};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
@@ -41,7 +49,7 @@ impl DockerApiBuilder {
         &self.daemon
     }
 
-    /// Builds `request` from `context`, then applies the remaining tags.
+    /// Builds `request` from `context`, tagged with all its tags.
     pub async fn run(
         &self,
         request: &BuildRequest,
@@ -61,7 +69,7 @@ impl DockerApiBuilder {
         let (body, probe) = probe_body(context, events.clone());
         let credentials =
             (!request.registry_auths.is_empty()).then(|| request.registry_auths.clone());
-        let docker = self.daemon.client();
+        let docker = client_with_tags(self.daemon.client(), &references[1..]);
         let mut stream = docker.build_image(
             build_options(request, first),
             credentials,
@@ -117,21 +125,6 @@ impl DockerApiBuilder {
                 });
             }
         }
-        let source_ref = state.image_id().unwrap_or(first.as_str()).to_string();
-        for tag in &request.tags[1..] {
-            let options = TagImageOptionsBuilder::new()
-                .repo(&request.repository)
-                .tag(tag)
-                .build();
-            docker
-                .tag_image(&source_ref, Some(options))
-                .await
-                .map_err(|source| BuildError::Daemon {
-                    image: image.clone(),
-                    action: format!("tag {}:{tag}", request.repository),
-                    source,
-                })?;
-        }
         Ok(BuildOutcome {
             image_id: state.image_id().map(str::to_string),
             references,
@@ -159,7 +152,42 @@ impl ImageBuilder for DockerApiBuilder {
     }
 }
 
-/// The `/build` query for `request`, tagged `first`.
+/// A clone of `docker` whose `/build` requests also carry `t=<reference>` for each of
+/// `extra` (see the module doc).
+fn client_with_tags(docker: &Docker, extra: &[String]) -> Docker {
+    if extra.is_empty() {
+        return docker.clone();
+    }
+    let extra = extra.to_vec();
+    docker
+        .clone()
+        .with_request_modifier(move |mut request: BollardRequest| {
+            if let Some(uri) = append_tags(&request.uri().to_string(), &extra)
+                && let Ok(uri) = uri.parse()
+            {
+                *request.uri_mut() = uri;
+            }
+            request
+        })
+}
+
+/// `uri` with a `t=<reference>` query parameter appended for each of `tags`, when it is a
+/// `/build` request (`None` otherwise, or when `uri` does not parse).
+pub(crate) fn append_tags(uri: &str, tags: &[String]) -> Option<String> {
+    let mut url = reqwest::Url::parse(uri).ok()?;
+    if !url.path().ends_with("/build") {
+        return None;
+    }
+    {
+        let mut query = url.query_pairs_mut();
+        for tag in tags {
+            query.append_pair("t", tag);
+        }
+    }
+    Some(url.into())
+}
+
+/// The `/build` query for `request`, tagged `first` (the other tags: [`append_tags`]).
 pub(crate) fn build_options(request: &BuildRequest, first: &str) -> BuildImageOptions {
     // The API takes string values only; a null build arg means "no value", which is what
     // leaving it out does (the ARG keeps its default).
@@ -289,6 +317,38 @@ mod tests {
         assert_eq!(bare.buildargs, None);
         assert_eq!(bare.labels, None);
         assert_eq!(bare.target, "");
+    }
+
+    #[test]
+    fn every_tag_goes_into_the_build_query() {
+        let request = BuildRequest {
+            repository: "127.0.0.1:5000/ns/api".into(),
+            tags: vec!["v1".into(), "latest".into(), "x_y-1.2".into()],
+            dockerfile: "Dockerfile".into(),
+            ..Default::default()
+        };
+        let references = request.references();
+        // As bollard serializes the query of `build_options(&request, &references[0])`.
+        let base = "unix://2f7661722f72756e/v1.41/build?dockerfile=Dockerfile\
+                    &t=127.0.0.1%3A5000%2Fns%2Fapi%3Av1&q=false&nocache=false&rm=true";
+        let uri = append_tags(base, &references[1..]).expect("a /build URI");
+        let url = reqwest::Url::parse(&uri).expect("parses");
+        let tags: Vec<String> = url
+            .query_pairs()
+            .filter(|(k, _)| k == "t")
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(tags, references);
+        assert!(
+            url.query_pairs()
+                .any(|(k, v)| k == "dockerfile" && v == "Dockerfile"),
+            "{uri}"
+        );
+        // Other requests are left alone.
+        assert_eq!(
+            append_tags("unix://2f76/v1.41/images/x/push?tag=v1", &references),
+            None
+        );
     }
 
     #[tokio::test]
