@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command: the README and CI (.ci/run) both run exactly this.
-# Needs the services from scripts/services.sh (Docker daemon, busybox image, registries).
+# Needs the services from scripts/services.sh (Docker daemon, busybox image, registries) and the
+# real Kubernetes test cluster of scripts/kube-up.sh, which it starts itself (idempotent: built
+# once per machine, started in seconds, left running) unless DEVSPACE_TEST_KUBECONFIG names one.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test kube_fake`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ -z "${DEVSPACE_TEST_KUBECONFIG:-}" ]]; then
+    DEVSPACE_TEST_KUBECONFIG="$(bash scripts/kube-up.sh | tail -n 1)"
+    export DEVSPACE_TEST_KUBECONFIG
+fi
 exec cargo test --locked --all-targets "$@"

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
-//! (`project`), the fake Kubernetes API server (`kube_fake`), registries on free ports
+//! (`project`), the fake Kubernetes API server (`kube_fake`), the real test cluster of `scripts/kube-up.sh` (`kube_real`), registries on free ports
 //! (`registry`), copies of the quickstart example (`quickstart`), a real credential helper (`credhelper`) and stand-in CLIs that record their
 //! arguments (`stand_in`).
 
@@ -11,6 +11,7 @@
 
 pub mod credhelper;
 pub mod kube_fake;
+pub mod kube_real;
 pub mod project;
 pub mod quickstart;
 pub mod registry;

@@ -1,0 +1,136 @@
+# Level 2 of scripts/kube-up.sh (sourced by it when DEVSPACE_KUBE_NODE=1): kube-scheduler and
+# one kubelet on a containerd of its own (Debian's `containerd`, separate from Docker's, its
+# socket in the state directory), pods networked by the CNI bridge plugin of Debian's
+# `containernetworking-plugins`, a pause image made from the local busybox, and containerd
+# pulling from the plain registry on 127.0.0.1:5000 over HTTP.
+# shellcheck shell=bash
+
+CTRD="$STATE/containerd"
+CTRD_SOCK="$CTRD/containerd.sock"
+PAUSE_IMAGE=devspace.local/pause:1
+CNI_BIN=/usr/lib/cni
+CNI_SUBNET=10.88.0.0/16
+
+node_packages() {
+    local missing=() p
+    for p in containerd containernetworking-plugins runc iptables; do
+        [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] ||
+            missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return
+    log "packages: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_containerd() {
+    mkdir -p "$CTRD/certs.d/127.0.0.1:5000" "$STATE/cni/net.d"
+    cat >"$CTRD/certs.d/127.0.0.1:5000/hosts.toml" <<'EOF'
+server = "http://127.0.0.1:5000"
+
+[host."http://127.0.0.1:5000"]
+  capabilities = ["pull", "resolve"]
+EOF
+    cat >"$CTRD/config.toml" <<EOF
+version = 2
+root = "$CTRD/root"
+state = "$CTRD/state"
+
+[grpc]
+  address = "$CTRD_SOCK"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN"
+    conf_dir = "$STATE/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$CTRD/certs.d"
+EOF
+    cat >"$STATE/cni/net.d/10-devspace.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "devspace",
+  "plugins": [
+    {"type": "bridge", "bridge": "devspace0", "isGateway": true, "ipMasq": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "$CNI_SUBNET"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+    start containerd containerd --config "$CTRD/config.toml"
+    wait_for containerd ctr --address "$CTRD_SOCK" version
+}
+
+# The sandbox ("pause") image: the local busybox sleeping, imported into the k8s.io namespace.
+pause_image() {
+    if ctr --address "$CTRD_SOCK" -n k8s.io images check "name==$PAUSE_IMAGE" 2>/dev/null |
+        grep -q "$PAUSE_IMAGE"; then
+        return
+    fi
+    log "image $PAUSE_IMAGE: making it from busybox:latest"
+    local id
+    id="$(docker create --entrypoint /bin/sleep busybox:latest 2147483647)"
+    docker commit -c 'ENTRYPOINT ["/bin/sleep", "2147483647"]' -c 'CMD []' "$id" "$PAUSE_IMAGE" >/dev/null
+    docker rm "$id" >/dev/null
+    docker save "$PAUSE_IMAGE" | ctr --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
+}
+
+start_scheduler() {
+    start kube-scheduler "$BIN/kube-scheduler" \
+        --kubeconfig "$STATE/scheduler.kubeconfig" \
+        --authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
+        --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false
+}
+
+start_kubelet() {
+    mkdir -p "$STATE/kubelet"
+    cat >"$STATE/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: 10250
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$PKI/ca.crt"}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: "unix://$CTRD_SOCK"
+failSwapOn: false
+failCgroupV1: false
+resolvConf: /etc/resolv.conf
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+enforceNodeAllocatable: []
+localStorageCapacityIsolation: false
+EOF
+    start kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" \
+        --kubeconfig "$STATE/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
+        --node-ip 127.0.0.1 --root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki"
+    wait_for "the kubelet's node to be Ready" node_ready
+}
+
+node_ready() {
+    api "api/v1/nodes/$NODE_NAME" | grep -q '"type": *"Ready", *"status": *"True"' ||
+        api "api/v1/nodes/$NODE_NAME" | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'
+}
+
+start_node() {
+    node_packages
+    start_containerd
+    pause_image
+    start_scheduler
+    start_kubelet
+}
