@@ -127,7 +127,9 @@ fn held_credentials(loaded: &Loaded) -> Vec<(Registry, Credential)> {
         .collect()
 }
 
-/// Creates or updates the image pull secrets (failures only warn, as in DevSpace).
+/// Creates the namespaces deployments and pull secrets go to when missing (a real API server
+/// refuses objects in a namespace that does not exist), then creates or updates the image pull
+/// secrets (failures only warn, as in DevSpace).
 pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, opts: &DeployOptions) {
     let creds = {
         let loaded = loaded.clone();
@@ -136,13 +138,16 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, opts: &DeployO
             .unwrap_or_default()
     };
     let plan = plan_pull_secrets(&loaded.config, client.namespace(), &creds);
-    if plan.secrets.is_empty() {
+    if plan.secrets.is_empty() && loaded.config.deployments.is_empty() {
         return;
     }
     for ns in pull_secret_namespaces(&loaded.config, client.namespace()) {
         if let Err(e) = client.ensure_namespace(&ns).await {
             eprintln!("warning: namespace {ns}: {e}");
         }
+    }
+    if plan.secrets.is_empty() {
+        return;
     }
     let report = ensure_pull_secrets(client, &plan, &PullSecretOptions::default()).await;
     for s in &report.secrets {

@@ -168,9 +168,11 @@ impl RealKube {
             "metadata": {"name": name, "labels": {"devspace-test": "true"}},
         }));
         assert!(created.is_ok(), "create namespace {name}: {created:?}");
-        self.wait_for("the default ServiceAccount", Duration::from_secs(60), || {
-            self.get("v1", "ServiceAccount", name, "default")
-        });
+        self.wait_for(
+            "the default ServiceAccount",
+            Duration::from_secs(60),
+            || self.get("v1", "ServiceAccount", name, "default"),
+        );
     }
 
     /// The test's namespace.
@@ -223,7 +225,7 @@ impl RealKube {
     }
 
     /// Creates `object` as the admin; the server's answer or its error status.
-    pub fn create(&self, object: Value) -> Result<Value, kube::core::Status> {
+    pub fn create(&self, object: Value) -> Result<Value, Box<kube::core::Status>> {
         let admin = self.admin.clone();
         block(async move {
             let client = client_for(&admin).await;
@@ -234,7 +236,7 @@ impl RealKube {
             let object: DynamicObject = serde_json::from_value(object.clone()).expect("object");
             match api.create(&PostParams::default(), &object).await {
                 Ok(created) => Ok(to_value(created)),
-                Err(kube::Error::Api(status)) => Err(*status),
+                Err(kube::Error::Api(status)) => Err(status),
                 Err(e) => panic!("create {kind}: {e}"),
             }
         })
@@ -255,13 +257,21 @@ impl RealKube {
     }
 
     /// Polls `probe` until it returns `Some`, failing the test after `limit`.
-    pub fn wait_for<T>(&self, what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = probe() {
                 return v;
             }
-            assert!(start.elapsed() < limit, "{what}: not there within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not there within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -286,7 +296,10 @@ impl RealKube {
                 .create_token_request(&account_owned, &PostParams::default(), &request)
                 .await
                 .unwrap_or_else(|e| panic!("token for {account_owned}: {e}"));
-            answer.status.expect("token in the TokenRequest answer").token
+            answer
+                .status
+                .expect("token in the TokenRequest answer")
+                .token
         });
         let mut config: Value =
             serde_json::from_str(&self.kubeconfig_in(namespace)).expect("kubeconfig JSON");
