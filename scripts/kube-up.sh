@@ -230,6 +230,7 @@ start_apiserver() {
         --allow-privileged=true \
         --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
         --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types InternalIP,Hostname \
         --endpoint-reconciler-type none
     wait_for kube-apiserver api readyz
 }

@@ -2,7 +2,7 @@
 # one kubelet on a containerd of its own (Debian's `containerd`, separate from Docker's, its
 # socket in the state directory), pods networked by the CNI bridge plugin of Debian's
 # `containernetworking-plugins`, a pause image made from the local busybox, and containerd
-# pulling from the plain registry on 127.0.0.1:5000 over HTTP.
+# pulling from the plain registry on 127.0.0.1:5000 over HTTP. The kubelet listens on NODE_IP.
 # shellcheck shell=bash
 
 CTRD="$STATE/containerd"
@@ -10,6 +10,16 @@ CTRD_SOCK="$CTRD/containerd.sock"
 PAUSE_IMAGE=devspace.local/pause:1
 CNI_BIN=/usr/lib/cni
 CNI_SUBNET=10.88.0.0/16
+# The node's address. The kubelet refuses a loopback node IP (and without one the API server
+# cannot reach it for logs and exec), so a host-only /32 goes on `lo`: reachable from this
+# machine and from its pods (through the bridge), not routed from anywhere else.
+NODE_IP=10.255.255.1
+
+node_address() {
+    local addresses
+    addresses="$(ip -o addr show dev lo)"
+    [[ "$addresses" == *" $NODE_IP/"* ]] || ip addr add "$NODE_IP/32" dev lo
+}
 
 node_packages() {
     local missing=() p
@@ -41,6 +51,9 @@ state = "$CTRD/state"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
+  # Inside a container (as on the test machines) lowering oom_score_adj below containerd's own
+  # is refused ("failed to update /proc/self/oom_score_adj: Permission denied" from runc).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -69,8 +82,9 @@ EOF
 
 # The sandbox ("pause") image: the local busybox sleeping, imported into the k8s.io namespace.
 pause_image() {
-    if ctr --address "$CTRD_SOCK" -n k8s.io images check "name==$PAUSE_IMAGE" 2>/dev/null |
-        grep -q "$PAUSE_IMAGE"; then
+    local images
+    images="$(ctr --address "$CTRD_SOCK" -n k8s.io images ls -q)"
+    if grep -qxF "$PAUSE_IMAGE" <<<"$images"; then
         return
     fi
     log "image $PAUSE_IMAGE: making it from busybox:latest"
@@ -94,7 +108,7 @@ start_kubelet() {
     cat >"$STATE/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
-address: 127.0.0.1
+address: $NODE_IP
 port: 10250
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
@@ -118,17 +132,21 @@ localStorageCapacityIsolation: false
 EOF
     start kubelet "$BIN/kubelet" --config "$STATE/kubelet.yaml" \
         --kubeconfig "$STATE/kubelet.kubeconfig" --hostname-override "$NODE_NAME" \
-        --node-ip 127.0.0.1 --root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki"
+        --node-ip "$NODE_IP" --root-dir "$STATE/kubelet" --cert-dir "$STATE/kubelet/pki"
     wait_for "the kubelet's node to be Ready" node_ready
 }
 
+# node_ready: this kubelet answers and its node reports Ready.
 node_ready() {
-    api "api/v1/nodes/$NODE_NAME" | grep -q '"type": *"Ready", *"status": *"True"' ||
-        api "api/v1/nodes/$NODE_NAME" | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'
+    curl -sf --max-time 2 "http://127.0.0.1:10248/healthz" >/dev/null || return 1
+    local node
+    node="$(api "api/v1/nodes/$NODE_NAME" | tr -d ' \n')" || return 1
+    [[ "$node" == *'"type":"Ready","status":"True"'* ]]
 }
 
 start_node() {
     node_packages
+    node_address
     start_containerd
     pause_image
     start_scheduler
