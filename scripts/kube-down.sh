@@ -42,7 +42,7 @@ kill_pods() {
 
 stop kubelet
 kill_pods
-for name in containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
+for name in registry containerd kube-scheduler kube-controller-manager kube-apiserver etcd; do
     stop "$name"
 done
 if [[ "${1:-}" == --purge ]]; then

@@ -14,8 +14,8 @@
 # Idempotent: components already answering are left alone, missing ones are (re)started.
 # Everything listens on 127.0.0.1 only: API server https://127.0.0.1:16443, etcd 12379/12380.
 # State (certificates, etcd data, kubeconfigs, logs) lives in DEVSPACE_KUBE_STATE (default
-# /var/lib/devspace-kube). Needs root (like scripts/services.sh), openssl and Go
-# (DEVSPACE_GO, default `go` in PATH or /usr/local/go/bin/go).
+# /var/lib/devspace-kube). Needs root (like scripts/services.sh; it installs openssl and curl
+# when missing) and Go >= 1.26 (DEVSPACE_GO, default `go` in PATH or /usr/local/go/bin/go).
 #
 # The LAST line of the output is the path of the admin kubeconfig (client certificate in
 # group system:masters). scripts/kube-down.sh stops everything this script started.
@@ -35,7 +35,19 @@ log() { printf 'kube-up: %s\n' "$*" >&2; }
 die() { printf 'kube-up: error: %s\n' "$*" >&2; exit 1; }
 
 [[ "$(id -u)" == 0 ]] || die "run as root (it starts a kubelet and writes $STATE)"
-command -v openssl >/dev/null || die "openssl is missing (scripts/services.sh installs it)"
+
+# install_missing PACKAGE...: installs the Debian packages that are not installed yet.
+install_missing() {
+    local missing=() p
+    for p in "$@"; do
+        [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] ||
+            missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return
+    log "packages: installing ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
 
 # --- build --------------------------------------------------------------------------------------
 find_go() {
@@ -250,6 +262,7 @@ start_controller_manager() {
 }
 
 main() {
+    install_missing openssl curl ca-certificates
     mkdir -p "$STATE/run" "$STATE/log"
     chmod 700 "$STATE"
     if [[ "$NODE" == 1 ]]; then

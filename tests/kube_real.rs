@@ -184,6 +184,26 @@ fn quickstart_deploy_creates_then_leaves_unchanged_then_configures() {
     assert_eq!(image_of(&api), format!("{}-production", q.image("api")));
     assert_eq!(deployment(&kube, &ns, "worker")["spec"]["replicas"], 2);
     assert_eq!(image_of(&deployment(&kube, &ns, "web")), q.image("web"));
+
+    // --skip-build deploys the tags recorded by the last build.
+    kube.delete("apps/v1", "Deployment", &ns, "api");
+    kube.wait_for("api deleted", Duration::from_secs(30), || {
+        kube.get("apps/v1", "Deployment", &ns, "api")
+            .is_none()
+            .then_some(())
+    });
+    let skipped = deploy(&q, &kube, &["--skip-build", "-p", "production"]);
+    skipped.assert_success();
+    assert!(
+        !skipped.stderr.contains("building"),
+        "--skip-build ran the build\n{}",
+        skipped.describe()
+    );
+    skipped.assert_stderr_contains("[quickstart] deployment.apps/api created");
+    assert_eq!(
+        image_of(&deployment(&kube, &ns, "api")),
+        format!("{}-production", q.image("api"))
+    );
 }
 
 #[test]
@@ -306,8 +326,8 @@ fn add_helm_deployment(q: &Quickstart) {
     );
     let config = q.project.read("devspace.yaml");
     let helm = format!(
-        "  - name: api-chart\n    helm:\n      chart:\n        name: ./chart\n      values:\n        image: {}\n",
-        q.repository("api")
+        "  - name: api-chart\n    helm:\n      chart:\n        name: ./chart\n      values:\n        image: {repository}\n        env:\n          UPSTREAM: see {repository} docs\n",
+        repository = q.repository("api")
     );
     let config = config.replacen("\nprofiles:", &format!("{helm}\nprofiles:"), 1);
     q.project.write("devspace.yaml", config);
@@ -338,6 +358,11 @@ fn helm_deployment_through_a_stand_in_helm_next_to_real_objects() {
     )
     .expect("values YAML");
     assert_eq!(values["image"], Value::from(q.image("api")), "{values}");
+    assert_eq!(
+        values["env"]["UPSTREAM"],
+        Value::from(format!("see {} docs", q.repository("api"))),
+        "an env value that merely mentions the image must not change"
+    );
     out.assert_stderr_contains("[api-chart] deployed with helm: helm upgrade --install api-chart");
     assert_eq!(image_of(&deployment(&kube, &ns, "api")), q.image("api"));
 }
@@ -691,4 +716,94 @@ fn node_dev_rolls_the_deployment_to_the_new_tag() {
     assert_eq!(images, [second], "the old pod still runs");
     dev.interrupt();
     dev.wait().assert_success();
+}
+
+/// The kaniko executor image `DEVSPACE_KUBE_NODE=1 scripts/kube-up.sh` builds from the Go module
+/// and imports into the node's containerd.
+const EXECUTOR_IMAGE: &str = "devspace.local/kaniko-executor:v1.24.0";
+/// The plain registry's storage as pods reach it (they cannot reach the host's 127.0.0.1).
+const NODE_REGISTRY: &str = "10.255.255.1:5000";
+
+fn docker(args: &[&str]) {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "needs a node: DEVSPACE_KUBE_NODE=1 bash scripts/kube-up.sh, then --ignored"]
+fn node_kaniko_builds_and_pushes_end_to_end() {
+    let kube = RealKube::start();
+    let ns = kube.namespace().to_owned();
+    let unique = format!("{:08x}", rand::random::<u32>());
+    // The base image, in the registry the pod reaches (nothing can be pulled from Docker Hub).
+    let base = format!("127.0.0.1:5000/kaniko-base-{unique}/busybox:1");
+    docker(&["tag", "busybox:latest", &base]);
+    docker(&["push", "-q", &base]);
+    docker(&["rmi", "--no-prune", &base]);
+    let repository = format!("{NODE_REGISTRY}/kaniko-{unique}/app");
+    let project = TempProject::new();
+    project
+        .write(
+            "Dockerfile",
+            format!(
+                "FROM {NODE_REGISTRY}/kaniko-base-{unique}/busybox:1\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt && echo built-by-kaniko > /built\n"
+            ),
+        )
+        .write("hello.txt", format!("hello {unique}\n"))
+        .write("ignored.log", "left out by .dockerignore\n")
+        .write(".dockerignore", "*.log\n")
+        .write(
+            "devspace.yaml",
+            format!(
+                "version: v1beta9\nimages:\n  app:\n    image: {repository}\n    tags: [v1]\n    build:\n      kaniko:\n        image: {EXECUTOR_IMAGE}\n        initImage: busybox\n        insecure: true\n        cache: false\n        args: [\"--insecure-pull\"]\n"
+            ),
+        );
+    let home = TempProject::new();
+    let out = project
+        .devspace()
+        .home(home.path())
+        .kubeconfig(kube.kubeconfig())
+        .args(["build", "--debug"])
+        .run();
+    out.assert_success();
+    let text = out.combined();
+    assert!(
+        text.contains(&format!("kaniko: building in pod {ns}/devspace-build-app-")),
+        "{}",
+        out.describe()
+    );
+    // The executor's own log, forwarded: it ran the RUN step on the uploaded file.
+    assert!(
+        text.contains(&format!("hello {unique}")),
+        "{}",
+        out.describe()
+    );
+    // Pushed: the manifest is in the registry (same storage on 127.0.0.1:5000).
+    let manifest = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("http://127.0.0.1:5000/v2/kaniko-{unique}/app/manifests/v1"),
+        ])
+        .output()
+        .expect("curl");
+    assert!(
+        manifest.status.success(),
+        "v1 not pushed\n{}",
+        out.describe()
+    );
+    // The pod is gone.
+    kube.wait_for("the build pod deleted", Duration::from_secs(60), || {
+        kube.list("v1", "Pod", &ns).is_empty().then_some(())
+    });
 }

@@ -21,26 +21,18 @@ node_address() {
     [[ "$addresses" == *" $NODE_IP/"* ]] || ip addr add "$NODE_IP/32" dev lo
 }
 
-node_packages() {
-    local missing=() p
-    for p in containerd containernetworking-plugins runc iptables; do
-        [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] ||
-            missing+=("$p")
-    done
-    ((${#missing[@]} == 0)) && return
-    log "packages: installing ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
 start_containerd() {
-    mkdir -p "$CTRD/certs.d/127.0.0.1:5000" "$STATE/cni/net.d"
-    cat >"$CTRD/certs.d/127.0.0.1:5000/hosts.toml" <<'EOF'
-server = "http://127.0.0.1:5000"
+    mkdir -p "$STATE/cni/net.d"
+    local registry
+    for registry in 127.0.0.1:5000 "$NODE_IP:5000"; do
+        mkdir -p "$CTRD/certs.d/$registry"
+        cat >"$CTRD/certs.d/$registry/hosts.toml" <<EOF
+server = "http://$registry"
 
-[host."http://127.0.0.1:5000"]
+[host."http://$registry"]
   capabilities = ["pull", "resolve"]
 EOF
+    done
     cat >"$CTRD/config.toml" <<EOF
 version = 2
 root = "$CTRD/root"
@@ -124,6 +116,10 @@ failSwapOn: false
 failCgroupV1: false
 resolvConf: /etc/resolv.conf
 serializeImagePulls: false
+# Images imported into containerd after the kubelet started (the kaniko executor, busybox, a
+# test's) count as "pulled by someone else": with the default policy the kubelet would pull them
+# again (from Docker Hub, unreachable) even with pull policy IfNotPresent.
+imagePullCredentialsVerificationPolicy: NeverVerify
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
@@ -144,11 +140,67 @@ node_ready() {
     [[ "$node" == *'"type":"Ready","status":"True"'* ]]
 }
 
+# The plain registry of scripts/services.sh (its storage) served on NODE_IP:5000 as well: a pod
+# cannot reach the host's 127.0.0.1, so kaniko pushes to NODE_IP:5000.
+start_node_registry() {
+    local config=/var/lib/devspace-test-registry/plain/config.yml
+    [[ -s "$config" ]] || die "$config missing: run scripts/services.sh first"
+    sed "s|addr: 127.0.0.1:5000|addr: $NODE_IP:5000|" "$config" >"$STATE/registry.yml"
+    start registry docker-registry serve "$STATE/registry.yml"
+    wait_for "the registry on $NODE_IP:5000" curl -sf --max-time 2 "http://$NODE_IP:5000/v2/"
+}
+
+# Images the kaniko builds use, imported into containerd's k8s.io namespace (pull policy
+# IfNotPresent uses them): busybox (the init container) and the kaniko executor, built from its
+# Go module (scripts/kube/kaniko) into $EXECUTOR_IMAGE.
+KANIKO_MODULE="$MODULE/kaniko"
+EXECUTOR_VERSION="$(awk '$1 == "github.com/GoogleContainerTools/kaniko" && $2 ~ /^v/ {print $2; exit}' \
+    "$KANIKO_MODULE/go.mod")"
+EXECUTOR_IMAGE="devspace.local/kaniko-executor:$EXECUTOR_VERSION"
+
+kaniko_images() {
+    local images
+    images="$(ctr --address "$CTRD_SOCK" -n k8s.io images ls -q)"
+    if ! grep -qxF docker.io/library/busybox:latest <<<"$images"; then
+        docker save busybox:latest | ctr --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
+    fi
+    grep -qxF "$EXECUTOR_IMAGE" <<<"$images" && return
+    local cache="${CACHE%/*}/kaniko-$EXECUTOR_VERSION"
+    if [[ ! -x "$cache/executor" ]]; then
+        log "building the kaniko executor $EXECUTOR_VERSION (log: $cache/build.log)"
+        mkdir -p "$cache"
+        local go started=$SECONDS
+        go="$(find_go)"
+        if ! (cd "$KANIKO_MODULE" && CGO_ENABLED=0 "$go" build -trimpath -ldflags='-s -w' \
+            -o "$cache/executor.tmp" github.com/GoogleContainerTools/kaniko/cmd/executor) \
+            >"$cache/build.log" 2>&1; then
+            tail -n 30 "$cache/build.log" >&2
+            die "building the kaniko executor failed (log: $cache/build.log)"
+        fi
+        mv "$cache/executor.tmp" "$cache/executor"
+        log "kaniko executor built in $((SECONDS - started))s"
+    fi
+    log "image $EXECUTOR_IMAGE: making it (as the upstream image: /kaniko/executor, CA bundle)"
+    local root
+    root="$(mktemp -d)"
+    mkdir -p "$root/kaniko/.docker" "$root/kaniko/ssl/certs" "$root/workspace" "$root/etc" "$root/root"
+    cp "$cache/executor" "$root/kaniko/executor"
+    cp /etc/ssl/certs/ca-certificates.crt "$root/kaniko/ssl/certs/ca-certificates.crt"
+    echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
+    tar -C "$root" -c . | docker import \
+        -c 'ENV HOME=/root USER=root PATH=/usr/local/bin:/kaniko SSL_CERT_DIR=/kaniko/ssl/certs DOCKER_CONFIG=/kaniko/.docker/' \
+        -c 'WORKDIR /workspace' -c 'ENTRYPOINT ["/kaniko/executor"]' - "$EXECUTOR_IMAGE" >/dev/null
+    rm -rf "$root"
+    docker save "$EXECUTOR_IMAGE" | ctr --address "$CTRD_SOCK" -n k8s.io images import - >/dev/null
+}
+
 start_node() {
-    node_packages
+    install_missing containerd containernetworking-plugins runc iptables
     node_address
     start_containerd
     pause_image
     start_scheduler
     start_kubelet
+    start_node_registry
+    kaniko_images
 }
