@@ -372,6 +372,59 @@ mod tests {
         }
     }
 
+    fn dynamic(value: Value) -> DynamicObject {
+        serde_json::from_value(value).expect("object")
+    }
+
+    #[test]
+    fn unchanged_ignores_status_and_write_bookkeeping_only() {
+        let stored = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "resourceVersion": "10", "generation": 1,
+                         "managedFields": [{"manager": "devspace"}]},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 0}
+        });
+        let mut status_written = stored.clone();
+        status_written["metadata"]["resourceVersion"] = json!("11");
+        status_written["metadata"]["managedFields"] =
+            json!([{"manager": "devspace"}, {"manager": "kube-controller-manager"}]);
+        status_written["status"] = json!({"observedGeneration": 1, "replicas": 1});
+        assert_eq!(
+            content(&dynamic(stored.clone())),
+            content(&dynamic(status_written))
+        );
+        let mut spec_changed = stored.clone();
+        spec_changed["spec"]["replicas"] = json!(2);
+        spec_changed["metadata"]["generation"] = json!(2);
+        assert_ne!(
+            content(&dynamic(stored.clone())),
+            content(&dynamic(spec_changed))
+        );
+        let mut labelled = stored.clone();
+        labelled["metadata"]["labels"] = json!({"tier": "web"});
+        assert_ne!(content(&dynamic(stored)), content(&dynamic(labelled)));
+    }
+
+    #[test]
+    fn established_crds() {
+        let crd = |conditions: Value| {
+            dynamic(json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "status": {"conditions": conditions}
+            }))
+        };
+        assert!(is_established(&crd(json!([
+            {"type": "NamesAccepted", "status": "True"},
+            {"type": "Established", "status": "True"}
+        ]))));
+        assert!(!is_established(&crd(
+            json!([{"type": "Established", "status": "False"}])
+        )));
+        assert!(!is_established(&crd(json!([]))));
+    }
+
     #[test]
     fn kubectl_style_refs() {
         assert_eq!(
