@@ -158,6 +158,7 @@ fn quickstart_deploy_creates_then_leaves_unchanged_then_configures() {
         if service != "worker" {
             second.assert_stderr_contains(&format!("[quickstart] service/{service} unchanged"));
         }
+        second.assert_stderr_contains(&format!("[{service}] skip"));
     }
     assert_eq!(written(), before, "an unchanged apply wrote the objects");
     assert_eq!(pull_secret_names(&kube, &ns), [SECRET], "patched twice");
@@ -304,6 +305,37 @@ fn crd_and_an_instance_of_it_in_one_deploy() {
     drop(cleanup);
 }
 
+#[test]
+fn unknown_kind_fails_alone_with_a_hint() {
+    let kube = RealKube::start();
+    let ns = kube.namespace().to_owned();
+    let project = TempProject::new();
+    project
+        .write(
+            "devspace.yaml",
+            "version: v1beta9\ndeployments:\n  - name: mixed\n    kubectl:\n      manifests: [k8s.yaml]\n",
+        )
+        .write(
+            "k8s.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
+        );
+    let home = TempProject::new();
+    let out = project
+        .devspace()
+        .home(home.path())
+        .kubeconfig(kube.kubeconfig())
+        .arg("deploy")
+        .run();
+    out.assert_failure();
+    out.assert_stderr_contains("the cluster does not serve kind `Widget` in `example.com/v1`");
+    out.assert_stderr_contains("hint: is the CRD installed");
+    out.assert_stderr_contains("[mixed] configmap/c created");
+    assert_eq!(
+        kube.get("v1", "ConfigMap", &ns, "c").expect("configmap")["data"]["a"],
+        "b"
+    );
+}
+
 /// Deletes a cluster-scoped CRD when the test ends, passed or not.
 struct CrdCleanup<'a>(&'a RealKube, &'a str);
 
@@ -348,6 +380,11 @@ fn helm_deployment_through_a_stand_in_helm_next_to_real_objects() {
     assert_eq!(calls.len(), 1, "{}", out.describe());
     let argv = &calls[0];
     assert_eq!(argv[..3], ["upgrade", "--install", "api-chart"], "{argv:?}");
+    assert_eq!(
+        argv[3],
+        q.project.join("chart").display().to_string(),
+        "{argv:?}"
+    );
     let at = argv
         .iter()
         .position(|a| a == "--namespace")
@@ -562,6 +599,13 @@ fn kaniko_pod_that_cannot_start_times_out_clearly_and_is_deleted() {
         "{}",
         out.describe()
     );
+    if text.contains("did not finish within") {
+        assert!(
+            text.contains("DEVSPACE_KANIKO_TIMEOUT"),
+            "{}",
+            out.describe()
+        );
+    }
     assert!(
         text.contains("kaniko: building in pod"),
         "the pod was never created\n{}",
