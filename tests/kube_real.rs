@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::kube_real::RealKube;
-use support::project::{Output, TempProject};
+use support::project::{Devspace, Output, TempProject};
 use support::quickstart::{Quickstart, SERVICES};
 use support::stand_in::{HELM_COPYING_VALUES, StandIns};
 
@@ -33,6 +33,34 @@ fn deploy(q: &Quickstart, kube: &RealKube, args: &[&str]) -> Output {
         .arg("deploy")
         .args(args)
         .run()
+}
+
+/// A project of a test's own (not the quickstart) with its own empty `HOME`.
+struct Project {
+    files: TempProject,
+    home: TempProject,
+}
+
+impl Project {
+    fn new() -> Self {
+        Project {
+            files: TempProject::new(),
+            home: TempProject::new(),
+        }
+    }
+
+    fn write(&self, rel: &str, text: impl AsRef<[u8]>) -> &Self {
+        self.files.write(rel, text);
+        self
+    }
+
+    /// `devspace` in the project against `kube` (its namespace).
+    fn devspace(&self, kube: &RealKube) -> Devspace {
+        self.files
+            .devspace()
+            .home(self.home.path())
+            .kubeconfig(kube.kubeconfig())
+    }
 }
 
 fn deployment(kube: &RealKube, namespace: &str, name: &str) -> Value {
@@ -273,20 +301,12 @@ fn crd_and_an_instance_of_it_in_one_deploy() {
     let ns = kube.namespace().to_owned();
     // A group of its own per test: CRDs are cluster-wide.
     let crd_name = format!("widgets.{ns}.devspace.test");
-    let project = TempProject::new();
+    let project = Project::new();
     project
         .write("devspace.yaml", "version: v1beta9\ndeployments:\n  - name: widgets\n    kubectl:\n      manifests:\n        - crd.yaml\n        - widget.yaml\n")
         .write("crd.yaml", CRD.replace("NS", &ns))
         .write("widget.yaml", WIDGET.replace("NS", &ns));
-    let home = TempProject::new();
-    let run = || {
-        project
-            .devspace()
-            .home(home.path())
-            .kubeconfig(kube.kubeconfig())
-            .arg("deploy")
-            .run()
-    };
+    let run = || project.devspace(&kube).arg("deploy").run();
     let out = run();
     let cleanup = CrdCleanup(&kube, &crd_name);
     out.assert_success();
@@ -309,7 +329,7 @@ fn crd_and_an_instance_of_it_in_one_deploy() {
 fn unknown_kind_fails_alone_with_a_hint() {
     let kube = RealKube::start();
     let ns = kube.namespace().to_owned();
-    let project = TempProject::new();
+    let project = Project::new();
     project
         .write(
             "devspace.yaml",
@@ -319,13 +339,7 @@ fn unknown_kind_fails_alone_with_a_hint() {
             "k8s.yaml",
             "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n",
         );
-    let home = TempProject::new();
-    let out = project
-        .devspace()
-        .home(home.path())
-        .kubeconfig(kube.kubeconfig())
-        .arg("deploy")
-        .run();
+    let out = project.devspace(&kube).arg("deploy").run();
     out.assert_failure();
     out.assert_stderr_contains("the cluster does not serve kind `Widget` in `example.com/v1`");
     out.assert_stderr_contains("hint: is the CRD installed");
@@ -567,8 +581,8 @@ fn kaniko_pod_passes_real_validation_unchanged() {
 
 /// A project whose one image is built by kaniko; `nodeSelector` names a node that never
 /// exists, so the pod cannot start whether or not the cluster has a node.
-fn kaniko_project() -> TempProject {
-    let p = TempProject::new();
+fn kaniko_project() -> Project {
+    let p = Project::new();
     p.write("Dockerfile", "FROM busybox\nCMD [\"true\"]\n").write(
         "devspace.yaml",
         "version: v1beta9\nimages:\n  app:\n    image: 127.0.0.1:5000/app\n    tags: [v1]\n    build:\n      kaniko:\n        nodeSelector:\n          devspace.test/no-such-node: \"true\"\n",
@@ -581,11 +595,8 @@ fn kaniko_pod_that_cannot_start_times_out_clearly_and_is_deleted() {
     let kube = RealKube::start();
     let ns = kube.namespace().to_owned();
     let project = kaniko_project();
-    let home = TempProject::new();
     let out = project
-        .devspace()
-        .home(home.path())
-        .kubeconfig(kube.kubeconfig())
+        .devspace(&kube)
         .env("DEVSPACE_KANIKO_TIMEOUT", "8s")
         .arg("build")
         .run();
@@ -652,19 +663,11 @@ spec:
 fn normalised_and_defaulted_fields_stay_unchanged() {
     let kube = RealKube::start();
     let ns = kube.namespace().to_owned();
-    let project = TempProject::new();
+    let project = Project::new();
     project
         .write("devspace.yaml", "version: v1beta9\ndeployments:\n  - name: sized\n    kubectl:\n      manifests: [sized.yaml]\n")
         .write("sized.yaml", NON_CANONICAL);
-    let home = TempProject::new();
-    let run = || {
-        project
-            .devspace()
-            .home(home.path())
-            .kubeconfig(kube.kubeconfig())
-            .arg("deploy")
-            .run()
-    };
+    let run = || project.devspace(&kube).arg("deploy").run();
     let first = run();
     first.assert_success();
     first.assert_stderr_contains("[sized] deployment.apps/sized created");
@@ -710,6 +713,7 @@ fn wait_rolled_out(kube: &RealKube, namespace: &str, name: &str, image: &str) {
 #[ignore = "needs a node: DEVSPACE_KUBE_NODE=1 bash scripts/kube-up.sh, then --ignored"]
 fn node_runs_the_quickstart_from_the_local_registry() {
     let kube = RealKube::start();
+    kube.require_node();
     let ns = kube.namespace().to_owned();
     let q = Quickstart::new("127.0.0.1:5000");
     deploy(&q, &kube, &[]).assert_success();
@@ -727,6 +731,7 @@ fn node_runs_the_quickstart_from_the_local_registry() {
 #[ignore = "needs a node: DEVSPACE_KUBE_NODE=1 bash scripts/kube-up.sh, then --ignored"]
 fn node_dev_rolls_the_deployment_to_the_new_tag() {
     let kube = RealKube::start();
+    kube.require_node();
     let ns = kube.namespace().to_owned();
     let q = Quickstart::new("127.0.0.1:5000").without_tags();
     let mut dev = q
@@ -784,6 +789,7 @@ fn docker(args: &[&str]) {
 #[ignore = "needs a node: DEVSPACE_KUBE_NODE=1 bash scripts/kube-up.sh, then --ignored"]
 fn node_kaniko_builds_and_pushes_end_to_end() {
     let kube = RealKube::start();
+    kube.require_node();
     let ns = kube.namespace().to_owned();
     let unique = format!("{:08x}", rand::random::<u32>());
     // The base image, in the registry the pod reaches (nothing can be pulled from Docker Hub).
@@ -792,7 +798,7 @@ fn node_kaniko_builds_and_pushes_end_to_end() {
     docker(&["push", "-q", &base]);
     docker(&["rmi", "--no-prune", &base]);
     let repository = format!("{NODE_REGISTRY}/kaniko-{unique}/app");
-    let project = TempProject::new();
+    let project = Project::new();
     project
         .write(
             "Dockerfile",
@@ -809,11 +815,9 @@ fn node_kaniko_builds_and_pushes_end_to_end() {
                 "version: v1beta9\nimages:\n  app:\n    image: {repository}\n    tags: [v1]\n    build:\n      kaniko:\n        image: {EXECUTOR_IMAGE}\n        initImage: busybox\n        insecure: true\n        cache: false\n        args: [\"--insecure-pull\"]\n"
             ),
         );
-    let home = TempProject::new();
     let out = project
-        .devspace()
-        .home(home.path())
-        .kubeconfig(kube.kubeconfig())
+        .devspace(&kube)
+        .env("DEVSPACE_KANIKO_TIMEOUT", "5m")
         .args(["build", "--debug"])
         .run();
     out.assert_success();

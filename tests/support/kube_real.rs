@@ -13,7 +13,7 @@
 //! on the machine is assumed).
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope, pinned_kind};
@@ -172,6 +172,26 @@ impl RealKube {
             "the default ServiceAccount",
             Duration::from_secs(60),
             || self.get("v1", "ServiceAccount", name, "default"),
+        );
+    }
+
+    /// Fails the test with one line unless a node is Ready (Level 2 of kube-up).
+    pub fn require_node(&self) {
+        let admin = self.admin.clone();
+        let ready = block(async move {
+            let client = client_for(&admin).await;
+            let nodes: Api<Node> = Api::all(client);
+            let list = nodes.list(&Default::default()).await.expect("list nodes");
+            list.items.iter().any(|node| {
+                node.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+        });
+        assert!(
+            ready,
+            "the test cluster has no Ready node: start one with `DEVSPACE_KUBE_NODE=1 bash scripts/kube-up.sh`"
         );
     }
 
