@@ -4,8 +4,10 @@
 //! objects without a namespace get the deployment's default, and the object is applied with
 //! field manager `devspace` and `force` (we own the fields we set, as `kubectl apply
 //! --server-side --force-conflicts`). The outcome per object is `created` (absent before),
-//! `configured` (resourceVersion changed) or `unchanged` (the server kept the object as it
-//! was). Objects are applied in order and one failure does not stop the others.
+//! `configured` (the object apart from its status changed) or `unchanged`. Objects are applied in order and one failure does not stop the others. A
+//! CustomResourceDefinition is waited for until the API server serves its kind (condition
+//! `Established`, bounded by [`CRD_ESTABLISHED_WAIT`]), so instances later in the same deploy
+//! find it by discovery (a real API server needs a moment; `kubectl apply` fails there).
 
 use crate::deploy::{ManifestObject, RenderedDeployment, RenderedKind};
 use crate::kube::{KubeClient, KubeError};
@@ -18,6 +20,9 @@ use std::path::PathBuf;
 
 /// The field manager our applies use.
 pub const FIELD_MANAGER: &str = "devspace";
+
+/// How long an applied CustomResourceDefinition may take to become `Established`.
+pub const CRD_ESTABLISHED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What applying did to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,20 +235,61 @@ async fn apply_one(
     let before = api
         .get_opt(&object.name)
         .await
-        .map_err(|e| kube_error("reading", e))?
-        .map(|o| o.metadata.resource_version);
+        .map_err(|e| kube_error("reading", e))?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api
         .patch(&object.name, &params, &Patch::Apply(&body))
         .await
         .map_err(|e| kube_error("applying", e))?;
+    if resource.group == "apiextensions.k8s.io" && resource.kind == "CustomResourceDefinition" {
+        wait_established(&api, applied.clone()).await;
+    }
     Ok(match before {
         None => ApplyAction::Created,
-        Some(rv) if rv.is_some() && rv == applied.metadata.resource_version => {
-            ApplyAction::Unchanged
-        }
+        Some(before) if content(&before) == content(&applied) => ApplyAction::Unchanged,
         Some(_) => ApplyAction::Configured,
     })
+}
+
+/// What an apply can change: the object without `status` and without the bookkeeping every
+/// write touches (`resourceVersion`, `managedFields`). Controllers write status between our
+/// read and our apply (a Deployment's, right after it was created), so comparing
+/// resourceVersions would call a no-op apply `configured`.
+fn content(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+        if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("resourceVersion");
+            metadata.remove("managedFields");
+        }
+    }
+    value
+}
+
+/// Whether a CustomResourceDefinition's `Established` condition is `True`.
+fn is_established(crd: &DynamicObject) -> bool {
+    crd.data["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        })
+}
+
+/// Polls the CRD until it is established or [`CRD_ESTABLISHED_WAIT`] passed; a CRD that never
+/// gets there shows up as the clear unknown-kind error of its first instance.
+async fn wait_established(api: &Api<DynamicObject>, mut crd: DynamicObject) {
+    let deadline = tokio::time::Instant::now() + CRD_ESTABLISHED_WAIT;
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    while !is_established(&crd) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        match api.get_opt(&name).await {
+            Ok(Some(current)) => crd = current,
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 async fn discover(
@@ -326,6 +372,59 @@ mod tests {
             );
             assert_eq!(body["metadata"]["name"], "x");
         }
+    }
+
+    fn dynamic(value: Value) -> DynamicObject {
+        serde_json::from_value(value).expect("object")
+    }
+
+    #[test]
+    fn unchanged_ignores_status_and_write_bookkeeping_only() {
+        let stored = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "resourceVersion": "10", "generation": 1,
+                         "managedFields": [{"manager": "devspace"}]},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 0}
+        });
+        let mut status_written = stored.clone();
+        status_written["metadata"]["resourceVersion"] = json!("11");
+        status_written["metadata"]["managedFields"] =
+            json!([{"manager": "devspace"}, {"manager": "kube-controller-manager"}]);
+        status_written["status"] = json!({"observedGeneration": 1, "replicas": 1});
+        assert_eq!(
+            content(&dynamic(stored.clone())),
+            content(&dynamic(status_written))
+        );
+        let mut spec_changed = stored.clone();
+        spec_changed["spec"]["replicas"] = json!(2);
+        spec_changed["metadata"]["generation"] = json!(2);
+        assert_ne!(
+            content(&dynamic(stored.clone())),
+            content(&dynamic(spec_changed))
+        );
+        let mut labelled = stored.clone();
+        labelled["metadata"]["labels"] = json!({"tier": "web"});
+        assert_ne!(content(&dynamic(stored)), content(&dynamic(labelled)));
+    }
+
+    #[test]
+    fn established_crds() {
+        let crd = |conditions: Value| {
+            dynamic(json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "status": {"conditions": conditions}
+            }))
+        };
+        assert!(is_established(&crd(json!([
+            {"type": "NamesAccepted", "status": "True"},
+            {"type": "Established", "status": "True"}
+        ]))));
+        assert!(!is_established(&crd(
+            json!([{"type": "Established", "status": "False"}])
+        )));
+        assert!(!is_established(&crd(json!([]))));
     }
 
     #[test]

@@ -127,11 +127,36 @@ fn held_credentials(loaded: &Loaded) -> Vec<(Registry, Credential)> {
         .collect()
 }
 
-/// Creates or updates the image pull secrets (failures only warn, as in DevSpace).
+/// Creates the namespaces of the deployments (and the default one) when missing; failures
+/// only warn (the apply that follows says what it could not do).
+pub async fn ensure_namespaces(loaded: &Loaded, client: &KubeClient) {
+    for ns in pull_secret_namespaces(&loaded.config, client.namespace()) {
+        if let Err(e) = client.ensure_namespace(&ns).await {
+            write_stderr(&format!("warning: namespace {ns}: {e}\n"));
+        }
+    }
+}
+
+/// Creates the namespaces deployments and pull secrets go to when missing (a real API server
+/// refuses objects in a namespace that does not exist), then creates or updates the image pull
+/// secrets (failures only warn, as in DevSpace).
 pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) {
+    let v2 = loaded.config.version == crate::config::v2::VERSION;
+    let creds = if v2 {
+        Vec::new()
+    } else {
+        let loaded = loaded.clone();
+        tokio::task::spawn_blocking(move || held_credentials(&loaded))
+            .await
+            .unwrap_or_default()
+    };
+    let plan = plan_pull_secrets(&loaded.config, client.namespace(), &creds);
+    if !plan.secrets.is_empty() || !loaded.config.deployments.is_empty() || v2 {
+        ensure_namespaces(loaded, client).await;
+    }
     // A DevSpace 6 config gets its top-level `pullSecrets` (its default `dev` pipeline
     // ensures them all).
-    if loaded.config.version == crate::config::v2::VERSION {
+    if v2 {
         let names: Vec<String> = loaded
             .config
             .other
@@ -147,20 +172,8 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
         }
         return;
     }
-    let creds = {
-        let loaded = loaded.clone();
-        tokio::task::spawn_blocking(move || held_credentials(&loaded))
-            .await
-            .unwrap_or_default()
-    };
-    let plan = plan_pull_secrets(&loaded.config, client.namespace(), &creds);
     if plan.secrets.is_empty() {
         return;
-    }
-    for ns in pull_secret_namespaces(&loaded.config, client.namespace()) {
-        if let Err(e) = client.ensure_namespace(&ns).await {
-            write_stderr(&format!("warning: namespace {ns}: {e}\n"));
-        }
     }
     let report = ensure_pull_secrets(client, &plan, &PullSecretOptions::default()).await;
     let lines = report

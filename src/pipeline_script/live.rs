@@ -295,6 +295,7 @@ impl Actions for LiveActions<'_> {
             return Ok(());
         }
         let client = self.client().await?;
+        crate::deploy::run::ensure_namespaces(&subset, &client).await;
         let mut opts = self.deploy.clone();
         opts.skip_build = true;
         let code = deploy_built(&subset, &client, &opts, self.run.as_ref(), &self.cancel).await;

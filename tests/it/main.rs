@@ -23,6 +23,7 @@ mod dockerignore;
 mod kaniko;
 mod kube_cluster;
 mod kube_fake;
+mod kube_real;
 mod local_clusters;
 mod quickstart;
 mod registry;

@@ -24,6 +24,7 @@ macro_rules! require_services {
 pub mod credhelper;
 pub mod harness;
 pub mod kube_fake;
+pub mod kube_real;
 pub mod project;
 pub mod registry;
 pub mod services;
