@@ -107,6 +107,7 @@ impl Project {
             );
         }
         p.unique_build_args();
+        p.label_after_from();
         p.home = Some(temp_dir("devspace-test-home-"));
         p.global_args = vec!["--var".into(), format!("TAG_PREFIX={}", p.prefix).into()];
         p
@@ -159,6 +160,24 @@ impl Project {
             "no SERVICE build arg in devspace.yaml:\n{text}"
         );
         self.project.write("devspace.yaml", lines.join("\n") + "\n");
+    }
+
+    /// Inserts `LABEL dev.devspace.test-project=<namespace>` after the `FROM` line of every
+    /// `Dockerfile`, so not even the first cached step of a build is shared with another test:
+    /// the classic builder, running many builds with common cached steps at once, now and then
+    /// fails with "unable to find image" for such a step. (Only for quickstart copies: the
+    /// `three` fixture's context sizes are in snapshots.)
+    fn label_after_from(&self) {
+        let label = format!("LABEL dev.devspace.test-project={}", self.namespace);
+        self.for_each_file(&|path| {
+            if path.file_name() != Some(std::ffi::OsStr::new("Dockerfile")) {
+                return;
+            }
+            let text = std::fs::read_to_string(path).expect("read Dockerfile");
+            let (from, rest) = text.split_once('\n').expect("a FROM line and more");
+            assert!(from.starts_with("FROM "), "{}: {from}", path.display());
+            std::fs::write(path, format!("{from}\n{label}\n{rest}")).expect("label Dockerfile");
+        });
     }
 
     fn substitute_placeholders(&self) {
