@@ -226,33 +226,6 @@ async fn namespaced_objects_default_to_the_given_namespace() {
 }
 
 #[tokio::test]
-async fn unknown_kind_fails_alone() {
-    let fake = FakeKube::start();
-    let project = TempProject::new();
-    let objects = rendered_objects(
-        &project,
-        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
-    );
-    let client = client(&fake).await;
-    let results = within("apply", apply_objects(&client, "default", &objects)).await;
-    let error = results[0]
-        .outcome
-        .as_ref()
-        .expect_err("unknown kind")
-        .to_string();
-    assert!(error.starts_with("widget.example.com/w in "), "{error}");
-    assert!(
-        error.contains("k8s.yaml: the cluster does not serve kind `Widget` in `example.com/v1`"),
-        "{error}"
-    );
-    assert!(error.contains("hint: is the CRD installed"), "{error}");
-    assert_eq!(
-        results[1].outcome.as_ref().ok(),
-        Some(&ApplyAction::Created)
-    );
-}
-
-#[tokio::test]
 async fn unreachable_cluster_is_reported_per_object() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")

@@ -522,26 +522,6 @@ async fn non_zero_exit_fails_with_the_code_and_last_lines() {
 }
 
 #[tokio::test]
-async fn timeout_is_a_clear_error_and_removes_the_pod() {
-    let fake = FakeKube::start();
-    // Stays Pending: no node ever starts it.
-    fake.on_pod_created(|_| Some(PodScript::new().status(PodStatus::Pending)));
-    let builder = builder(&fake, KanikoConfig::default())
-        .await
-        .with_timeout(Duration::from_secs(2));
-    let (result, _) = build(&builder).await;
-    let err = result.expect_err("timeout");
-    let text = err.to_string();
-    assert!(text.contains("did not finish within 2s"), "{text}");
-    assert!(text.contains("Pending"), "{text}");
-    assert!(
-        err.hint()
-            .is_some_and(|h| h.contains("DEVSPACE_KANIKO_TIMEOUT"))
-    );
-    assert!(build_pods(&fake).is_empty());
-}
-
-#[tokio::test]
 async fn cancellation_deletes_the_pod_and_only_that_pod() {
     let fake = FakeKube::start();
     // Somebody else's build in the same namespace: must survive.

@@ -4,7 +4,7 @@
 //! once, 409 conflicts retried), and the local-cluster adapters through stand-in `minikube` and
 //! `kind` scripts.
 
-use crate::support::kube_fake::{EventType, FakeKube, FakeOptions};
+use crate::support::kube_fake::{FakeKube, FakeOptions};
 use crate::support::stand_in::StandIns;
 use base64::Engine as _;
 use devspace::config::{Config, DeploymentConfig, ImageConfig};
@@ -158,13 +158,6 @@ fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-fn modifications(fake: &FakeKube, kind: &str) -> usize {
-    fake.history("v1", kind)
-        .iter()
-        .filter(|(event, _)| *event == EventType::Modified)
-        .count()
-}
-
 #[tokio::test]
 async fn pull_secrets_are_created_with_exact_content() {
     let fake = FakeKube::start();
@@ -251,31 +244,6 @@ async fn pull_secrets_are_created_with_exact_content() {
         shown.contains(
             "created image pull secret apps/devspace-auth-docker (registry hub.docker.com)"
         )
-    );
-}
-
-#[tokio::test]
-async fn second_run_changes_nothing() {
-    let fake = FakeKube::start();
-    create_namespace(&fake, "apps");
-    ensure(&fake, LOCAL_PASSWORD).await;
-    let secret_changes = modifications(&fake, "Secret");
-    let sa_changes = modifications(&fake, "ServiceAccount");
-    let report = ensure(&fake, LOCAL_PASSWORD).await;
-    assert!(
-        actions(&report)
-            .iter()
-            .all(|(_, _, action)| *action == SecretAction::Unchanged),
-        "{report:?}"
-    );
-    for sa in &report.service_accounts {
-        assert_eq!(sa.result.as_ref().map(Vec::len).ok(), Some(0), "{sa}");
-    }
-    assert_eq!(modifications(&fake, "Secret"), secret_changes);
-    assert_eq!(modifications(&fake, "ServiceAccount"), sa_changes);
-    assert_eq!(
-        sa_pull_secrets(&fake, "default"),
-        vec!["devspace-auth-localhost-5000", "devspace-auth-docker"]
     );
 }
 

@@ -7,6 +7,10 @@
 //! Every test has its own namespace (deleted afterwards) and quickstart copy, so tests run in
 //! parallel. Without the cluster every test fails with one line saying how to start it.
 
+use crate::support::harness::{Project as Quickstart, SERVICES};
+use crate::support::kube_real::RealKube;
+use crate::support::project::{Devspace, Output, TempProject};
+use crate::support::stand_in::{HELM_COPYING_VALUES, StandIns};
 use base64::Engine as _;
 use devspace::builder::BuildRequest;
 use devspace::builder::kaniko::pod::{PodPlan, build_pod};
@@ -14,10 +18,6 @@ use devspace::config::model::KanikoConfig;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 use std::time::Duration;
-use crate::support::kube_real::RealKube;
-use crate::support::project::{Devspace, Output, TempProject};
-use crate::support::harness::{Project as Quickstart, SERVICES};
-use crate::support::stand_in::{HELM_COPYING_VALUES, StandIns};
 
 /// The htpasswd registry of `scripts/services.sh` and its test-only account.
 const AUTH_REGISTRY: &str = "127.0.0.1:5001";

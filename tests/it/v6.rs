@@ -4,13 +4,13 @@
 //! `examples/devspace6` project builds, skips on the second run, renders with the new tags and
 //! deploys against the fake Kubernetes API server (pipelines included).
 
+use crate::support::kube_fake::FakeKube;
+use crate::support::project::{Devspace, Output, TempProject};
+use crate::support::stand_in::{HELM_COPYING_VALUES, StandIns};
 use base64::Engine as _;
 use devspace::config::{self, LoadOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use crate::support::kube_fake::FakeKube;
-use crate::support::project::{Devspace, Output, TempProject};
-use crate::support::stand_in::{HELM_COPYING_VALUES, StandIns};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
