@@ -705,3 +705,33 @@ async fn docker_credentials_push_through_the_engine_api() {
             .is_some()
     );
 }
+
+/// A registry that stops answering gives the same documented exit code (4) whether a run
+/// verifies a skipped image there or pushes a rebuilt one (as `devspace login` above).
+#[test]
+fn a_registry_that_went_away_exits_4_when_verifying_and_when_pushing() {
+    require_services!();
+    let registry = TestRegistry::start_plain();
+    let host = registry.host();
+    let q = crate::support::harness::Project::quickstart(&host);
+    q.build(&[]).assert_success();
+    drop(registry);
+
+    // Nothing changed: the skipped tags are verified in the registry, which is gone.
+    let verify = q.build(&[]);
+    verify
+        .assert_code(ExitCode::Unreachable as i32)
+        .assert_stderr_contains(&host);
+
+    // One image changed: it is rebuilt, and its push cannot reach the registry.
+    q.edit("api/run.sh", "#!/bin/sh", "#!/bin/sh\n# edited");
+    let push = q.build(&[]);
+    push.assert_code(ExitCode::Unreachable as i32)
+        .assert_stderr_contains(&host);
+    assert!(
+        push.stderr.contains("cannot be reached while pushing")
+            || push.stderr.contains("cannot reach registry"),
+        "{}",
+        push.describe()
+    );
+}
