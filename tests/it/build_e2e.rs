@@ -10,7 +10,7 @@
 use crate::support::credhelper::PassStore;
 use crate::support::harness::Project;
 use crate::support::project::{Output, TempProject, copy_dir};
-use crate::support::registry::{Account, TestRegistry, registry_tags};
+use crate::support::registry::{Account, TestRegistry, block_on, registry_tags};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -52,14 +52,6 @@ fn containers_with_label(label: &str) -> usize {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .count()
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
 }
 
 /// A request to a registry's v2 API, with basic auth when `account` is given.
