@@ -91,6 +91,16 @@ enum AuthKind {
     Token,
 }
 
+/// The tags of a pushed image's repository without the registry content cache's
+/// `devspace-cache-*` tag, after checking that there is exactly one (every push records one).
+pub fn without_cache_tag(what: &str, tags: Vec<String>) -> Vec<String> {
+    let (cache, tags): (Vec<String>, Vec<String>) = tags
+        .into_iter()
+        .partition(|t| t.starts_with("devspace-cache-"));
+    assert_eq!(cache.len(), 1, "{what}: one registry cache tag: {cache:?}");
+    tags
+}
+
 /// Runs `f` to completion on a fresh single-threaded runtime (for sync tests).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
