@@ -2,7 +2,7 @@
 //! once per image, everything that does not depend on what the job finds: which builder
 //! builds it (Docker API or CLI with its kaniko fallback, kaniko, custom), on which daemon,
 //! how it reaches the cluster (push, minikube's daemon, `kind load`), whether it is pushed,
-//! and which other images of the same config it builds `FROM` (so it waits for them), in
+//! whether the registry content cache applies to it, and which other images of the same config it builds `FROM` (so it waits for them), in
 //! config order. Reads only Dockerfiles; runs nothing.
 
 use crate::builder::DockerMode;
