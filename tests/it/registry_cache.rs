@@ -10,6 +10,7 @@ use crate::support::harness::{Project, SERVICES};
 use crate::support::project::Output;
 use crate::support::registry::{TestRegistry, block_on};
 use crate::support::registry_proxy::RegistryProxy;
+use devspace::registry::client::Lookup;
 use devspace::registry::{ClientOptions, Credential, Reference, RegistryClient};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -392,4 +393,43 @@ fn ctrl_c_during_a_retag_keeps_the_cache_consistent() {
             digest_of(&q, key, &q.prefix)
         );
     }
+}
+
+/// The registry-side retag and the cache lookup against a token-auth registry: the token
+/// service is asked for `pull,push`, with a password and with an identity token.
+#[test]
+fn registry_side_tag_and_lookup_with_bearer_tokens() {
+    require_services!();
+    let registry = TestRegistry::start_token(USER, PASSWORD);
+    let (image, digest) = registry.push_busybox("bearer/app:v1");
+    let reference = Reference::parse(&image).unwrap();
+    let client = client();
+    let credentials = [
+        Credential::new(USER, PASSWORD),
+        Credential::identity_token(registry.token_server().refresh_token()),
+    ];
+    for (i, credential) in credentials.iter().enumerate() {
+        let found = block_on(client.lookup_image(&reference, Some(credential))).unwrap();
+        let Lookup::Found(manifest) = found else {
+            panic!("{found:?}")
+        };
+        assert_eq!(manifest.digest, digest);
+        let tag = format!("copied{i}");
+        let put = block_on(client.put_manifest(&reference, &tag, &manifest, Some(credential)));
+        assert_eq!(put.unwrap(), digest);
+        let copied = block_on(client.manifest_exists(&reference.with_tag(&tag), Some(credential)));
+        assert_eq!(copied.unwrap().as_deref(), Some(digest.as_str()));
+    }
+    // Without credentials the write is refused as such (no token for push).
+    let manifest = match block_on(client.lookup_image(&reference, Some(&credentials[0]))) {
+        Ok(Lookup::Found(m)) => m,
+        other => panic!("{other:?}"),
+    };
+    let refused = block_on(client.put_manifest(&reference, "anonymous", &manifest, None));
+    assert!(refused.unwrap_err().is_unauthorized());
+    let missing = reference.with_tag("devspace-cache-0000000000000000000000000000000000000000");
+    assert!(matches!(
+        block_on(client.lookup_image(&missing, Some(&credentials[0]))).unwrap(),
+        Lookup::Missing
+    ));
 }
