@@ -439,6 +439,12 @@ pub async fn run_image(
             let (source, done) = found;
             let decision = Decision::FoundInRegistry { source };
             emit.send(ImageEvent::Decision(decision.clone()));
+            for tag in &done.tags {
+                emit.send(ImageEvent::Pushed {
+                    tag: format!("{}:{tag}", plan.config.image),
+                    digest: done.digest.clone(),
+                });
+            }
             commit(ctx, plan, pending, &done.tags, true, done.digest.clone())?;
             return Ok(success(decision, done));
         }
@@ -639,7 +645,8 @@ async fn retag(
 }
 
 /// The registry content cache: looks this image's content key up in its repository; on a hit
-/// gives the found manifest the tags this run wants (inside the registry). Returns the source
+/// gives the found manifest the tags this run wants (inside the registry; the caller reports
+/// them after the decision). Returns the source
 /// (`registry/repo:devspace-cache-…`) and the outcome, or `None` to build: a miss, a manifest
 /// that cannot be reused (said in a note), or a registry that refuses (one warning per
 /// registry and run, and no more cache requests to it).
@@ -681,23 +688,15 @@ async fn from_registry(
     let tagged =
         unless_cancelled(cancel, ctx.services.registry_tag(&by_digest, &tags, daemon)).await;
     match tagged {
-        Ok(digest) => {
-            for tag in &tags {
-                emit.send(ImageEvent::Pushed {
-                    tag: format!("{image}:{tag}"),
-                    digest: Some(digest.clone()),
-                });
-            }
-            Ok(Some((
-                source,
-                Done {
-                    status: Status::Skipped,
-                    tags,
-                    digest: Some(digest),
-                    pushed: true,
-                },
-            )))
-        }
+        Ok(digest) => Ok(Some((
+            source,
+            Done {
+                status: Status::Skipped,
+                tags,
+                digest: Some(digest),
+                pushed: true,
+            },
+        ))),
         Err(e) if e.is_cancelled() => Err(e),
         Err(e) => {
             ctx.registry_cache_failed(&registry, &e, emit);
