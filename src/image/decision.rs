@@ -567,8 +567,9 @@ impl fmt::Display for Reason {
 }
 
 /// Decides for one image. Checks in order: `--force-build`, never built, custom builder without
-/// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
-/// run pushes, whether the recorded build was pushed.
+/// `onChange`, image config, entrypoint, Dockerfile, files; then, when the content is unchanged,
+/// the tags (a change is a [`Decision::Retag`], or a rebuild for a custom builder, whose command
+/// tags what it builds); then, when this run pushes, whether the recorded build was pushed.
 ///
 /// The changed-file list needs the cached file list ([`crate::image::record::ImageRecord::files`]);
 /// [`needs_cached_files`] says when to load it.
