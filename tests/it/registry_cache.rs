@@ -277,39 +277,46 @@ fn a_manifest_list_or_a_missing_blob_is_not_a_hit() {
 }
 
 #[test]
-fn a_registry_refusing_our_writes_means_one_warning_and_a_normal_build() {
+fn a_registry_refusing_the_cache_means_one_warning_and_a_normal_build() {
     require_services!();
     let registry = TestRegistry::start_plain();
     let proxy = RegistryProxy::start(&registry.host());
     let first = Project::quickstart(&proxy.host());
     build_json(&first, &[]).0.assert_success();
 
-    // The lookups succeed, the tags this run wants are refused (403).
-    proxy.refuse_puts(403);
-    let second = first.clone_elsewhere();
-    let (out, report) = build_json(&second, &[]);
-    out.assert_success();
-    assert_eq!(statuses(&report), all("built"), "{}", out.describe());
-    let warnings = out
-        .combined()
-        .matches("warning: registry cache disabled for")
-        .count();
-    assert_eq!(warnings, 1, "{}", out.describe());
-
-    // 405 (a registry that does not take manifest PUTs) on the recording after a push.
-    proxy.refuse_puts(405);
-    let third = Project::quickstart(&proxy.host());
-    let (out, report) = build_json(&third, &[]);
-    out.assert_success();
-    assert_eq!(statuses(&report), all("built"), "{}", out.describe());
-    assert_eq!(
-        out.combined()
+    // (what is refused, PUT status, cache-read status, a clone of `first` or a new project)
+    let cases = [
+        ("the tags this run wants (403), after a hit", 403, 0, true),
+        ("the lookup itself (403)", 0, 403, true),
+        (
+            "the recording after a push (405: no manifest PUTs)",
+            405,
+            0,
+            false,
+        ),
+    ];
+    for (what, puts, reads, clone) in cases {
+        proxy.refuse_puts(puts);
+        proxy.refuse_cache_reads(reads);
+        let next = if clone {
+            first.clone_elsewhere()
+        } else {
+            Project::quickstart(&proxy.host())
+        };
+        let (out, report) = build_json(&next, &[]);
+        out.assert_success();
+        assert_eq!(
+            statuses(&report),
+            all("built"),
+            "{what}\n{}",
+            out.describe()
+        );
+        let warnings = out
+            .combined()
             .matches("warning: registry cache disabled for")
-            .count(),
-        1,
-        "{}",
-        out.describe()
-    );
+            .count();
+        assert_eq!(warnings, 1, "{what}\n{}", out.describe());
+    }
 }
 
 #[test]

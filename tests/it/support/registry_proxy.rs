@@ -2,7 +2,8 @@
 //! `docker-registry`, forwarding every request (the Docker daemon pushes through it as usual)
 //! except the writes this tool makes itself, told apart by their `User-Agent`
 //! (`devspace/…`): those can be refused with a status, or held until released, so a test can
-//! interrupt the binary in the middle of a registry-side retag.
+//! interrupt the binary in the middle of a registry-side retag; and our reads of the content
+//! cache's `devspace-cache-*` tags can be refused too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ struct ProxyState {
     client: reqwest::Client,
     /// Non-zero: the status our PUTs get.
     refuse_puts: AtomicU16,
+    /// Non-zero: the status our reads of `devspace-cache-*` manifests get.
+    refuse_cache_reads: AtomicU16,
     /// Our PUTs wait while set.
     hold_puts: AtomicBool,
     /// Our PUTs that are waiting (or waited).
@@ -49,6 +52,7 @@ impl RegistryProxy {
                 .build()
                 .expect("proxy client"),
             refuse_puts: AtomicU16::new(0),
+            refuse_cache_reads: AtomicU16::new(0),
             hold_puts: AtomicBool::new(false),
             held: AtomicUsize::new(0),
         });
@@ -86,6 +90,13 @@ impl RegistryProxy {
         self.state.refuse_puts.store(status, Ordering::SeqCst);
     }
 
+    /// Our lookups of `devspace-cache-*` tags get `status` (0: forwarded again).
+    pub fn refuse_cache_reads(&self, status: u16) {
+        self.state
+            .refuse_cache_reads
+            .store(status, Ordering::SeqCst);
+    }
+
     /// Our writes wait (`true`) until released (`false`).
     pub fn hold_puts(&self, hold: bool) {
         self.state.hold_puts.store(hold, Ordering::SeqCst);
@@ -116,19 +127,22 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ua| ua.starts_with("devspace/"));
-    if ours && parts.method == Method::PUT {
-        let refuse = state.refuse_puts.load(Ordering::SeqCst);
-        if refuse != 0 {
-            let status = StatusCode::from_u16(refuse).unwrap_or(StatusCode::FORBIDDEN);
-            let body =
-                r#"{"errors":[{"code":"DENIED","message":"writes refused by the test proxy"}]}"#;
-            return (status, body).into_response();
-        }
-        if state.hold_puts.load(Ordering::SeqCst) {
-            state.held.fetch_add(1, Ordering::SeqCst);
-            while state.hold_puts.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+    let cache_read =
+        parts.method != Method::PUT && parts.uri.path().contains("/manifests/devspace-cache-");
+    let refuse = match (ours, parts.method == Method::PUT, cache_read) {
+        (true, true, _) => state.refuse_puts.load(Ordering::SeqCst),
+        (true, false, true) => state.refuse_cache_reads.load(Ordering::SeqCst),
+        _ => 0,
+    };
+    if refuse != 0 {
+        let status = StatusCode::from_u16(refuse).unwrap_or(StatusCode::FORBIDDEN);
+        let body = r#"{"errors":[{"code":"DENIED","message":"refused by the test proxy"}]}"#;
+        return (status, body).into_response();
+    }
+    if ours && parts.method == Method::PUT && state.hold_puts.load(Ordering::SeqCst) {
+        state.held.fetch_add(1, Ordering::SeqCst);
+        while state.hold_puts.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
