@@ -35,8 +35,9 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 work="$(mktemp -d /tmp/devspace-bench-rcache.XXXXXX)"
 ns="bench-rcache-$$-$RANDOM"
 cleanup() {
-  "$docker_cli" images --format '{{.Repository}}:{{.Tag}}' | grep "^127.0.0.1:5000/$ns/" \
-    | xargs -r "$docker_cli" rmi -f >/dev/null 2>&1 || true
+  # By ID: the repeated builds leave untagged (`<none>`) images of these repositories too.
+  "$docker_cli" images --format '{{.ID}} {{.Repository}}' | awk -v r="127.0.0.1:5000/$ns/" 'index($2, r) == 1 {print $1}' \
+    | sort -u | xargs -r "$docker_cli" rmi -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
