@@ -80,6 +80,14 @@ pub struct BuildArgs {
         value_parser = crate::image::tag::parse_tag_flag
     )]
     pub tags: Vec<String>,
+    /// Do not look images up in (or record them in) the registry content cache: build what
+    /// changed here even if another checkout already pushed the same content.
+    #[arg(
+        long,
+        env = "DEVSPACE_NO_REGISTRY_CACHE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub no_registry_cache: bool,
     /// Build at most N images at the same time (default: all).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_builds: Option<u32>,

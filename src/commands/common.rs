@@ -130,6 +130,7 @@ pub fn build_options(global: &GlobalArgs, args: &BuildArgs, dry_run: bool) -> Bu
         },
         kube: kube_settings(global),
         local: None,
+        registry_cache: !args.no_registry_cache,
     }
 }
 

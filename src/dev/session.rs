@@ -17,6 +17,7 @@ use crate::dev::{
     CycleSummary, DeployStep, affected_images, cycle_line, watch_roots, watch_targets,
 };
 use crate::exit::ExitCode;
+use crate::image::decision::Decision;
 use crate::kube::client::KubeClient;
 use crate::pipeline::dispatch::{BuildOptions, BuildRun};
 use crate::pipeline::events::Status;
@@ -146,7 +147,18 @@ fn summary(number: u32, run: Option<&BuildRun>, deploy: DeployStep) -> CycleSumm
     let mut failed = Vec::new();
     for image in run.map(|r| r.report.images.as_slice()).unwrap_or_default() {
         match image.status {
-            Status::Built | Status::Pushed => built.push((image.key.clone(), image.reason.clone())),
+            // A retag and an image found in the registry have new tags to deploy too.
+            Status::Built | Status::Pushed | Status::Retagged => {
+                built.push((image.key.clone(), image.reason.clone()))
+            }
+            Status::Skipped
+                if image
+                    .decision
+                    .as_ref()
+                    .is_some_and(|d| matches!(d, Decision::FoundInRegistry { .. })) =>
+            {
+                built.push((image.key.clone(), image.reason.clone()))
+            }
             s if s.is_failure() => failed.push(image.key.clone()),
             _ => {}
         }

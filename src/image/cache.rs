@@ -272,6 +272,7 @@ impl Cache {
         let record = ImageRecord {
             image_config_hash: inputs.image_config_hash.clone(),
             image_config_fields: inputs.image_config_fields.clone(),
+            tag_fields: inputs.tag_fields.clone(),
             files_hash: inputs.builder.files().map(|f| f.hash.clone()),
             tags: outcome.tags.clone(),
             push: outcome.push.clone(),
@@ -466,6 +467,7 @@ impl Cache {
             version: RECORD_VERSION,
             image_config_hash: record.image_config_hash.clone(),
             image_config_fields: record.image_config_fields.clone(),
+            tag_fields: record.tag_fields.clone(),
             files_hash: record.files_hash.clone(),
             tags: record.tags.clone(),
             push: record.push.clone(),
@@ -513,6 +515,7 @@ impl Cache {
             Ok(meta) if meta.version == RECORD_VERSION => Some(ImageRecord {
                 image_config_hash: meta.image_config_hash,
                 image_config_fields: meta.image_config_fields,
+                tag_fields: meta.tag_fields,
                 files_hash: meta.files_hash,
                 tags: meta.tags,
                 push: meta.push,
@@ -562,6 +565,9 @@ struct RecordMeta {
     version: u32,
     image_config_hash: String,
     image_config_fields: IndexMap<String, String>,
+    /// Added after version 1 was released: absent in older records (then empty).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    tag_fields: IndexMap<String, String>,
     #[serde(default)]
     files_hash: Option<String>,
     tags: Vec<String>,
@@ -830,7 +836,8 @@ mod tests {
         let (decision, _) = Cache::open(dir.path()).decide("", "api", &changed, false);
         assert_eq!(decision.to_string(), "rebuild: 1 file changed: src/ü.rs");
         let (decision, _) = Cache::open(dir.path()).decide("", "api", &inputs(FILES, "v2"), false);
-        assert_eq!(decision.to_string(), "rebuild: image config changed (tags)");
+        // Tags are not content: the recorded image gets the new tag.
+        assert_eq!(decision.to_string(), "retag: tags changed");
         let (decision, _) = Cache::open(dir.path()).decide("other-profile", "api", &changed, false);
         assert_eq!(decision.to_string(), "rebuild: never built");
     }

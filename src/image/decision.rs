@@ -21,8 +21,11 @@
 //! `entrypoint`/`cmd` (their own `entrypointHash`), `skipPush` of docker and buildKit (push,
 //! which has its own decision), `preferMinikube` and `disableFallback` (where it is built: the
 //! existence check covers that), and the kaniko pod's scheduling, credentials and init
-//! container. `tags` are included, as in DevSpace: a new tag must be built (and `-t/--tag`
-//! overrides therefore count once they are applied to the config passed in).
+//! container. `tags` and `tagsAppendRandom` are not in the key either: tags are not content.
+//! Their own hashes ([`DecisionInputs::tag_fields`], recorded beside the key) make a change of
+//! tags alone (`-t`, a `tags:` edit, a var in a tag) a [`Decision::Retag`]: the recorded image
+//! gets the new tags, nothing is rebuilt. (DevSpace puts tags in its `imageConfigHash` and
+//! rebuilds; a cache written before tags left the key still matches, see [`decide`].)
 
 use crate::config::ImageConfig;
 use crate::image::context::ContextScan;
@@ -82,15 +85,16 @@ pub fn key_fields() -> &'static [(&'static str, KeyRole)] {
     const WHERE: KeyRole = Excluded("where it is built: the existence check covers that");
     const POD: KeyRole = Excluded("the kaniko pod's scheduling, credentials or init container");
     const DEV: KeyRole = Excluded("policy of `devspace dev`");
+    const TAGS: KeyRole = Excluded("tags are not content: a change of tags alone retags");
     #[rustfmt::skip]
     const FIELDS: &[(&str, KeyRole)] = &[
-        ("image", Key), ("tags", Key), ("dockerfile", Key), ("context", Key),
+        ("image", Key), ("tags", TAGS), ("dockerfile", Key), ("context", Key),
         ("entrypoint", Excluded("its own entrypointHash")),
         ("cmd", Excluded("its own entrypointHash")),
         ("createPullSecret", Excluded("deploy")),
         ("preferSyncOverRebuild", DEV), ("rebuildStrategy", DEV),
         ("injectRestartHelper", Key), ("restartHelperPath", Key),
-        ("appendDockerfileInstructions", Key), ("tagsAppendRandom", Key),
+        ("appendDockerfileInstructions", Key), ("tagsAppendRandom", TAGS),
         ("build", Structural),
         ("build.disabled", Key),
         ("build.docker", Structural),
@@ -130,6 +134,10 @@ pub fn key_fields() -> &'static [(&'static str, KeyRole)] {
     ];
     FIELDS
 }
+
+/// The fields that only name the image (classified as excluded from the key): their hashes are
+/// kept apart ([`tag_fields`]), so a change of them alone retags instead of rebuilding.
+pub const TAG_FIELDS: &[&str] = &["tags", "tagsAppendRandom"];
 
 /// The role of the field at `path` (`None`: not in the table, which the tests forbid).
 pub fn key_role(path: &str) -> Option<KeyRole> {
@@ -282,6 +290,9 @@ pub struct DecisionInputs {
     pub image_config_hash: String,
     /// Per-field hashes (see [`image_config_fields`]).
     pub image_config_fields: IndexMap<String, String>,
+    /// Per-field hashes of the [`TAG_FIELDS`] (see [`tag_fields`]): not in the key, compared to
+    /// tell a retag from a skip.
+    pub tag_fields: IndexMap<String, String>,
     /// Whether this run pushes the image (no `--skip-push`, no `skipPush`, not a local cluster).
     pub push: bool,
     pub builder: BuilderInputs,
@@ -323,6 +334,7 @@ impl DecisionInputs {
         Self {
             image_config_hash: combine_field_hashes(&image_config_fields),
             image_config_fields,
+            tag_fields: tag_fields(config),
             push,
             builder,
             strategy: RebuildStrategy::from_config(config.rebuild_strategy.as_deref()),
@@ -337,6 +349,14 @@ pub enum Decision {
     Skip,
     /// Nothing to build, but the recorded image must be pushed.
     PushOnly(PushReason),
+    /// `skip (found in registry: built elsewhere): <source>`: no usable local record, but the
+    /// registry content cache has this image's content key (`source`, the cache tag's
+    /// reference); it got this run's tags inside the registry, nothing was built.
+    FoundInRegistry { source: String },
+    /// `retag: tags changed`: the recorded image is what this run would build, only its tags
+    /// changed (`-t`, a `tags:` edit, a var in a tag): it gets the new tags (in the registry,
+    /// or in the daemon and pushed), nothing is rebuilt.
+    Retag,
     /// Build it.
     Rebuild(Reason),
 }
@@ -363,6 +383,8 @@ impl Decision {
             Decision::Skip => "no-change",
             Decision::PushOnly(PushReason::NotPushedYet) => "not-pushed-yet",
             Decision::PushOnly(PushReason::MissingInRegistry) => "push-missing-in-registry",
+            Decision::Retag => "retag-tags-changed",
+            Decision::FoundInRegistry { .. } => "found-in-registry",
             Decision::Rebuild(reason) => reason.code(),
         }
     }
@@ -388,6 +410,7 @@ impl serde::Serialize for Decision {
             Decision::Rebuild(Reason::BaseRebuilt { image }) => {
                 map.serialize_entry("base", image)?
             }
+            Decision::FoundInRegistry { source } => map.serialize_entry("source", source)?,
             _ => {}
         }
         map.end()
@@ -399,6 +422,10 @@ impl fmt::Display for Decision {
         match self {
             Decision::Skip => f.write_str("skip (no change)"),
             Decision::PushOnly(reason) => reason.fmt(f),
+            Decision::Retag => f.write_str("retag: tags changed"),
+            Decision::FoundInRegistry { source } => {
+                write!(f, "skip (found in registry: built elsewhere): {source}")
+            }
             Decision::Rebuild(reason) => reason.fmt(f),
         }
     }
@@ -457,6 +484,24 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Whether the registry content cache may replace this rebuild: the local record is
+    /// missing or stale (or its image gone). Not for `--force-build`, `rebuildStrategy:
+    /// always`, a custom builder, or a base rebuilt in this run (a rebuilt base asks for its
+    /// dependents to be built on it).
+    pub fn registry_cache_applies(&self) -> bool {
+        matches!(
+            self,
+            Reason::NeverBuilt
+                | Reason::ImageConfigChanged { .. }
+                | Reason::EntrypointChanged
+                | Reason::DockerfileChanged
+                | Reason::FilesChanged { .. }
+                | Reason::ContextChanged
+                | Reason::MissingInDaemon
+                | Reason::MissingInRegistry
+        )
+    }
+
     /// A stable identifier for machine-readable output.
     pub fn code(&self) -> &'static str {
         match self {
@@ -522,8 +567,9 @@ impl fmt::Display for Reason {
 }
 
 /// Decides for one image. Checks in order: `--force-build`, never built, custom builder without
-/// `onChange`, image config, entrypoint, Dockerfile, files; then, when nothing changed and this
-/// run pushes, whether the recorded build was pushed.
+/// `onChange`, image config, entrypoint, Dockerfile, files; then, when the content is unchanged,
+/// the tags (a change is a [`Decision::Retag`], or a rebuild for a custom builder, whose command
+/// tags what it builds); then, when this run pushes, whether the recorded build was pushed.
 ///
 /// The changed-file list needs the cached file list ([`crate::image::record::ImageRecord::files`]);
 /// [`needs_cached_files`] says when to load it.
@@ -542,7 +588,9 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
         return Decision::Rebuild(Reason::CustomWithoutOnChange);
     }
     let entry = &cached.entry;
-    if entry.image_config_hash.as_deref() != Some(inputs.image_config_hash.as_str()) {
+    if entry.image_config_hash.as_deref() != Some(inputs.image_config_hash.as_str())
+        && !record_key_matches(cached, inputs)
+    {
         let fields = cached
             .record
             .as_ref()
@@ -586,10 +634,63 @@ pub fn decide(inputs: &DecisionInputs, cached: Option<&CachedImage>, force: bool
             Reason::FilesChanged { files: changed }
         });
     }
+    if tags_changed(inputs, cached) {
+        // A custom command tags what it builds: only running it again gives the new tags.
+        if matches!(inputs.builder, BuilderInputs::Custom { .. }) {
+            return Decision::Rebuild(Reason::ImageConfigChanged {
+                fields: vec!["tags".into()],
+            });
+        }
+        return Decision::Retag;
+    }
     if inputs.push && cached.record.as_ref().is_some_and(|r| r.push.is_none()) {
         return Decision::PushOnly(PushReason::NotPushedYet);
     }
     Decision::Skip
+}
+
+/// Whether the record's per-field hashes, restricted to the fields in the key today, give
+/// this run's config hash: an entry written while more fields were in the key (`tags`, before
+/// tags stopped being content) still matches when only those fields differ.
+fn record_key_matches(cached: &CachedImage, inputs: &DecisionInputs) -> bool {
+    let Some(record) = &cached.record else {
+        return false;
+    };
+    let in_key: IndexMap<String, String> = record
+        .image_config_fields
+        .iter()
+        .filter(|(path, _)| !matches!(key_role(path), Some(KeyRole::Excluded(_))))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    combine_field_hashes(&in_key) == inputs.image_config_hash
+}
+
+/// Whether the tag fields differ from the recorded ones (a record written while tags were in
+/// the key has them among its config fields). Without a record nothing says: no retag.
+fn tags_changed(inputs: &DecisionInputs, cached: &CachedImage) -> bool {
+    let Some(record) = &cached.record else {
+        return false;
+    };
+    let recorded: IndexMap<&str, &str> = if record.tag_fields.is_empty() {
+        record
+            .image_config_fields
+            .iter()
+            .filter(|(k, _)| TAG_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    } else {
+        record
+            .tag_fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    };
+    let now: IndexMap<&str, &str> = inputs
+        .tag_fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    recorded.len() != now.len() || now.iter().any(|(k, v)| recorded.get(k) != Some(v))
 }
 
 /// Whether [`decide`] would name changed files if it had the cached file list: everything
@@ -714,6 +815,20 @@ pub fn image_config_fields(config: &ImageConfig, project_root: &Path) -> IndexMa
     let mut fields = IndexMap::new();
     flatten("", &value, &mut fields);
     fields
+}
+
+/// Per-field hashes of the [`TAG_FIELDS`] that are set, hashed like [`image_config_fields`]
+/// (so a record written while they were in the key compares equal).
+pub fn tag_fields(config: &ImageConfig) -> IndexMap<String, String> {
+    let value = serde_json::to_value(config).unwrap_or(Value::Null);
+    TAG_FIELDS
+        .iter()
+        .filter_map(|field| {
+            value
+                .get(field)
+                .map(|v| ((*field).to_owned(), sha256_hex(canonical_json(v))))
+        })
+        .collect()
 }
 
 /// `imageConfigHash`: one hash over the per-field hashes.
@@ -886,6 +1001,7 @@ mod tests {
             record: Some(ImageRecord {
                 image_config_hash: inputs.image_config_hash.clone(),
                 image_config_fields: inputs.image_config_fields.clone(),
+                tag_fields: inputs.tag_fields.clone(),
                 files_hash: inputs.builder.files().map(|f| f.hash.clone()),
                 tags: vec!["v1".into()],
                 push: pushed.then(|| PushRecord {
@@ -947,6 +1063,22 @@ mod tests {
             .as_mut()
             .unwrap()
             .build_args = IndexMap::from([("A".to_owned(), Some("2".to_owned()))]);
+        let mut tags_only = config();
+        tags_only.tags = vec!["v2".into()];
+        let mut append_random = config();
+        append_random.tags_append_random = Some(true);
+        // What a build recorded while `tags` were part of the key: the tags among the
+        // config fields, in the combined hash, and no separate tag fields.
+        let mut legacy = built.clone();
+        {
+            let record = legacy.record.as_mut().unwrap();
+            let mut fields = base.image_config_fields.clone();
+            fields.extend(base.tag_fields.clone());
+            record.image_config_fields = fields.clone();
+            record.image_config_hash = combine_field_hashes(&fields);
+            record.tag_fields.clear();
+            legacy.entry.image_config_hash = Some(record.image_config_hash.clone());
+        }
         let mut no_tag = built.clone();
         no_tag.entry.tag = None;
         let mut foreign = built.clone();
@@ -1039,11 +1171,53 @@ mod tests {
                 "rebuild: 4 files changed: Dockerfile, src/a.rs, +2",
             ),
             (
-                "config fields named",
+                "config fields named (tags are not among them)",
                 docker_inputs(&tags_and_args, DOCKERFILE, None, CONTEXT, true),
                 Some(&built),
                 false,
-                "rebuild: image config changed (tags, buildArgs)",
+                "rebuild: image config changed (buildArgs)",
+            ),
+            (
+                "only the tags changed",
+                docker_inputs(&tags_only, DOCKERFILE, None, CONTEXT, true),
+                Some(&built),
+                false,
+                "retag: tags changed",
+            ),
+            (
+                "only the tags changed, not pushed yet: the retag pushes",
+                docker_inputs(&tags_only, DOCKERFILE, None, CONTEXT, true),
+                Some(&unpushed),
+                false,
+                "retag: tags changed",
+            ),
+            (
+                "tagsAppendRandom turned on",
+                docker_inputs(&append_random, DOCKERFILE, None, CONTEXT, true),
+                Some(&built),
+                false,
+                "retag: tags changed",
+            ),
+            (
+                "record written while tags were in the key, same tags",
+                base.clone(),
+                Some(&legacy),
+                false,
+                "skip (no change)",
+            ),
+            (
+                "record written while tags were in the key, other tags",
+                docker_inputs(&tags_only, DOCKERFILE, None, CONTEXT, true),
+                Some(&legacy),
+                false,
+                "retag: tags changed",
+            ),
+            (
+                "tags changed and the Dockerfile too: the content wins",
+                docker_inputs(&tags_only, "FROM alpine:3\n", None, CONTEXT, true),
+                Some(&built),
+                false,
+                "rebuild: Dockerfile changed",
             ),
             (
                 "config changed, cache from another tool",
@@ -1142,6 +1316,22 @@ mod tests {
                 "rebuild: 1 file changed: src/n.rs",
             ),
             (
+                "tags changed: the command tags what it builds, so it runs again",
+                DecisionInputs::new(
+                    &ImageConfig {
+                        tags: vec!["v2".into()],
+                        ..custom.clone()
+                    },
+                    Path::new("/proj"),
+                    true,
+                    BuilderInputs::Custom {
+                        on_change: Some(FilesInput::from_files(files(&[("src/a.rs", "a0")]))),
+                    },
+                ),
+                Some(&built),
+                "rebuild: image config changed (tags)",
+            ),
+            (
                 "no onChange",
                 without,
                 Some(&built),
@@ -1204,6 +1394,13 @@ mod tests {
                 }),
                 "rebuild: base image base was rebuilt",
             ),
+            (Decision::Retag, "retag: tags changed"),
+            (
+                Decision::FoundInRegistry {
+                    source: "r:5000/app:devspace-cache-0a".into(),
+                },
+                "skip (found in registry: built elsewhere): r:5000/app:devspace-cache-0a",
+            ),
             (
                 Decision::PushOnly(PushReason::NotPushedYet),
                 "push: not pushed yet",
@@ -1218,7 +1415,14 @@ mod tests {
             assert_eq!(decision.to_string(), want);
             codes.insert(decision.code());
         }
-        assert_eq!(codes.len(), 14, "every decision has its own code");
+        assert_eq!(codes.len(), 16, "every decision has its own code");
+        let json = serde_json::to_value(Decision::FoundInRegistry {
+            source: "r:5000/app:devspace-cache-0a".into(),
+        })
+        .unwrap();
+        assert_eq!(json["code"], "found-in-registry");
+        assert_eq!(json["source"], "r:5000/app:devspace-cache-0a");
+        assert_eq!(json["rebuild"], false);
         let json = serde_json::to_value(f(3)).unwrap();
         assert_eq!(
             json,

@@ -3,6 +3,7 @@
 //! build cache and the rebuild/skip decision with its reason.
 
 pub mod cache;
+pub mod content_key;
 pub mod context;
 pub mod decision;
 pub mod dockerfile;

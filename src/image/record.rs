@@ -47,6 +47,9 @@ pub struct PushRecord {
 pub struct ImageRecord {
     pub image_config_hash: String,
     pub image_config_fields: IndexMap<String, String>,
+    /// Per-field hashes of the tag fields (`tags`, `tagsAppendRandom`); empty in records
+    /// written while tags were part of `image_config_fields`.
+    pub tag_fields: IndexMap<String, String>,
     /// `contextHash` or `customFilesHash` the file list belongs to.
     pub files_hash: Option<String>,
     /// Every tag applied, the recorded one first.

@@ -93,7 +93,7 @@ impl RunState {
                 "devspace: pushed {tag} {}",
                 digest.as_deref().unwrap_or("")
             )),
-            ImageEvent::Stage(Stage::Building | Stage::Pushing) => log.open(),
+            ImageEvent::Stage(Stage::Building | Stage::Pushing | Stage::Tagging) => log.open(),
             ImageEvent::Stage(_) | ImageEvent::Step { .. } | ImageEvent::Finished { .. } => {}
         }
     }
@@ -276,6 +276,8 @@ pub struct BuildOptions {
     pub kube: KubeSettings,
     /// deploy and dev only: lets images reach a cluster on this machine without a registry.
     pub local: Option<LocalTarget>,
+    /// The registry content cache (on unless `--no-registry-cache`).
+    pub registry_cache: bool,
 }
 
 /// Builds every image of `loaded` with the real services, showing progress through `ui_opts`.
@@ -305,6 +307,7 @@ pub async fn run_build(
             tag_override: opts.tags.clone(),
             skip_push: opts.skip_push,
             local: opts.local.clone(),
+            registry_cache: opts.registry_cache,
         },
     );
     let active: Vec<ImagePlan> = plans
@@ -319,14 +322,14 @@ pub async fn run_build(
         skip_push: opts.skip_push,
         dry_run: opts.dry_run,
     };
-    let ctx = Arc::new(JobContext {
+    let ctx = Arc::new(JobContext::new(
         settings,
-        cache: crate::image::cache::Cache::open_for(
+        crate::image::cache::Cache::open_for(
             &root,
             loaded.config.version == crate::config::v2::VERSION,
         ),
         services,
-    });
+    ));
     let mut ui = Ui::new(ui_opts);
     for w in ctx.cache.warnings() {
         ui.warn(&w);
@@ -458,6 +461,7 @@ mod tests {
             digest: None,
             pushed: status != Status::Skipped,
             context: Some((2, 10)),
+            content_key: None,
         })
     }
 

@@ -66,6 +66,9 @@ pub enum ImageError {
     /// A registry lookup (does the skipped tag still exist?) failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The manifest a registry-side retag copies is not in the registry.
+    #[error("{reference} is not in the registry")]
+    ManifestMissing { reference: String },
     /// Credentials could not be read (config file, helper).
     #[error(transparent)]
     Credentials(#[from] Arc<CredentialError>),

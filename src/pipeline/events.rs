@@ -13,6 +13,8 @@ pub enum Stage {
     Verifying,
     Building,
     Pushing,
+    /// Giving an existing image new tags (a retag, or an image found in the registry cache).
+    Tagging,
 }
 
 impl Stage {
@@ -24,6 +26,7 @@ impl Stage {
             Stage::Verifying => "checking",
             Stage::Building => "building",
             Stage::Pushing => "pushing",
+            Stage::Tagging => "tagging",
         }
     }
 }
@@ -61,6 +64,8 @@ pub enum Status {
     Built,
     /// Not rebuilt; pushed again because the registry lacked it.
     Pushed,
+    /// Not rebuilt: the recorded image got this run's tags (`retag: tags changed`).
+    Retagged,
     Skipped,
     Disabled,
     Failed,
@@ -84,6 +89,7 @@ impl Status {
         match self {
             Status::Built => "built",
             Status::Pushed => "pushed",
+            Status::Retagged => "retagged",
             Status::Skipped => "skipped",
             Status::Disabled => "disabled",
             Status::Failed => "FAILED",

@@ -1,12 +1,18 @@
 //! One image's pipeline, a straight line over what the plan fixed and the [`Services`] port:
-//! prepare (Dockerfile → overrides → context scan) → decide (the cache) → verify a skipped
-//! tag still exists → build → deliver (kind load) → push → commit the cache entry the decision
-//! produced. Sends typed events; prints nothing. The entry is committed only after the image
-//! was built and pushed, so a failed or interrupted image leaves its old entry in place.
+//! prepare (Dockerfile → overrides → context scan → content key) → decide (the cache) →
+//! retag (tags changed only) or verify a skipped tag still exists → the registry content
+//! cache (built before, anywhere?) → build → deliver (kind load) → push → commit the cache
+//! entry the decision produced → record the content key in the registry. Sends typed events;
+//! prints nothing. The entry is committed only after the image was built and pushed (or
+//! retagged, or found), so a failed or interrupted image leaves its old entry in place.
 
 use crate::builder::{BuildEvent, BuildRequest, ContextBody, DaemonError, EventSink, PushRequest};
 use crate::config::BuilderKind;
-use crate::image::cache::{BuildOutcome as CacheOutcome, Cache, CachedImage, Decided, PushRecord};
+use crate::diagnostic::Diagnostic;
+use crate::image::cache::{
+    BuildOutcome as CacheOutcome, Cache, CachedImage, Decided, PendingEntry, PushRecord,
+};
+use crate::image::content_key::{self, ContentKey};
 use crate::image::context::{self, tar::DockerfileEntry, tar::TarOptions};
 use crate::image::decision::{
     BuilderInputs, Decision, DecisionInputs, FilesInput, PushReason, Reason,
@@ -17,11 +23,12 @@ use crate::pipeline::error::ImageError;
 use crate::pipeline::events::{Event, ImageEvent, Stage, Status};
 use crate::pipeline::plan::{BuilderChoice, Fallback, ImagePlan};
 use crate::pipeline::services::{ReadyBuilder, Services};
+use crate::registry::client::Lookup;
 use crate::registry::reference::{Reference, Registry};
 use indexmap::IndexMap;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +50,48 @@ pub struct JobContext {
     pub settings: JobSettings,
     pub cache: Cache,
     pub services: Arc<dyn Services>,
+    /// Registries whose content cache failed in this run: warned about once, not asked again.
+    pub registry_cache_off: Mutex<HashSet<String>>,
+}
+
+impl JobContext {
+    /// A context whose registry cache has not failed yet.
+    pub fn new(settings: JobSettings, cache: Cache, services: Arc<dyn Services>) -> Self {
+        JobContext {
+            settings,
+            cache,
+            services,
+            registry_cache_off: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn registry_cache_is_off(&self, registry: &str) -> bool {
+        self.registry_cache_off
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(registry)
+    }
+
+    /// A registry refused a cache request (or did not answer): the image is built as if there
+    /// were no cache, the first image to meet it says so (one warning per registry and run),
+    /// and no more cache requests go to that registry in this run.
+    fn registry_cache_failed(&self, registry: &str, error: &ImageError, emit: &Emitter) {
+        let first = self
+            .registry_cache_off
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry.to_owned());
+        if first {
+            let hint = error
+                .hints()
+                .first()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
+            emit.send(ImageEvent::Note(format!(
+                "warning: registry cache disabled for {registry} in this run: {error}{hint}; images are built and pushed as usual (--no-registry-cache turns it off)"
+            )));
+        }
+    }
 }
 
 /// A successful image job.
@@ -57,6 +106,8 @@ pub struct ImageSuccess {
     pub pushed: bool,
     /// (files, bytes) of the context, when scanned.
     pub context: Option<(u64, u64)>,
+    /// The content key (images built `FROM` this one hash it instead of its tag).
+    pub content_key: Option<ContentKey>,
 }
 
 /// Sends events for one image.
@@ -99,6 +150,8 @@ impl Emitter {
 /// The inputs computed before deciding.
 struct Prepared {
     inputs: DecisionInputs,
+    /// The content key (`None`: custom builder, or a base image without one).
+    content_key: Option<ContentKey>,
     /// The context and the Dockerfile's place in it (docker/kaniko only).
     context: Option<PreparedContext>,
 }
@@ -110,10 +163,46 @@ struct PreparedContext {
     dockerfile_name: String,
 }
 
+/// How the `FROM`s naming images of this config are rewritten: for the build, to this run's
+/// tag of the base; for the hashes, to the base's content key (so a base that only got new
+/// tags changes nothing downstream, and a rebuilt base with new content does).
+#[derive(Debug, Clone, Default)]
+struct BaseImages {
+    /// repository → `repository:<tag of this run>`.
+    build: HashMap<String, String>,
+    /// repository → what the hashed text names ([`content_key::from_for_key`]).
+    key: HashMap<String, String>,
+    /// Whether every base has a content key (else this image has none either).
+    all_keyed: bool,
+}
+
+impl BaseImages {
+    fn of(deps: &IndexMap<String, (String, ImageSuccess)>) -> Self {
+        let mut bases = BaseImages {
+            all_keyed: true,
+            ..Default::default()
+        };
+        for (repo, s) in deps.values() {
+            let Some(tag) = s.tags.first() else { continue };
+            let tagged = format!("{repo}:{tag}");
+            let keyed = match &s.content_key {
+                Some(k) => content_key::from_for_key(repo, k),
+                None => {
+                    bases.all_keyed = false;
+                    tagged.clone()
+                }
+            };
+            bases.build.insert(repo.clone(), tagged);
+            bases.key.insert(repo.clone(), keyed);
+        }
+        bases
+    }
+}
+
 /// Reads, rewrites and hashes what the decision compares (on a blocking thread).
 fn prepare(
     plan: &ImagePlan,
-    fresh_from: &HashMap<String, String>,
+    bases: &BaseImages,
     root: &std::path::Path,
     cancel: &CancellationToken,
 ) -> Result<Prepared, ImageError> {
@@ -132,6 +221,7 @@ fn prepare(
                 plan.push,
                 BuilderInputs::Custom { on_change },
             ),
+            content_key: None,
             context: None,
         });
     }
@@ -144,20 +234,28 @@ fn prepare(
             source,
         })?;
     let options = image.options().cloned().unwrap_or_default();
-    let text = dockerfile::rewrite_from(df_path, &text, &options.build_args, fresh_from)?;
     let overrides = dockerfile::Overrides {
         entrypoint: image.entrypoint.clone(),
         cmd: image.cmd.clone(),
         append_instructions: image.append_dockerfile_instructions.clone(),
         target: options.target.clone(),
     };
-    let final_text = dockerfile::apply_overrides(df_path, &text, &overrides)?;
+    let final_text = |from: &HashMap<String, String>| -> Result<String, ImageError> {
+        let text = dockerfile::rewrite_from(df_path, &text, &options.build_args, from)?;
+        Ok(dockerfile::apply_overrides(df_path, &text, &overrides)?)
+    };
+    let build_text = final_text(&bases.build)?;
+    let key_text = if bases.key == bases.build {
+        build_text.clone()
+    } else {
+        final_text(&bases.key)?
+    };
     let scan =
         context::scan_context_until(&image.context, df_path, &root.join(".devspace"), cancel)?;
     // The per-file list is produced only when a decision names files or a commit records
     // them: a no-change run never builds it.
     let builder = BuilderInputs::dockerfile_with(
-        &final_text,
+        &key_text,
         image.entrypoint.as_deref(),
         image.cmd.as_deref(),
         FilesInput::from_scan(&scan),
@@ -166,7 +264,7 @@ fn prepare(
         Some(rel) => (
             DockerfileEntry::Replace {
                 rel_path: rel.clone(),
-                content: final_text.into(),
+                content: build_text.into(),
             },
             rel.clone(),
         ),
@@ -175,14 +273,21 @@ fn prepare(
             (
                 DockerfileEntry::Extra {
                     name: name.clone(),
-                    content: final_text.into(),
+                    content: build_text.into(),
                 },
                 name,
             )
         }
     };
+    let inputs = DecisionInputs::new(image, root, plan.push, builder);
+    let content_key = if bases.all_keyed {
+        ContentKey::of(plan.builder, &inputs)
+    } else {
+        None
+    };
     Ok(Prepared {
-        inputs: DecisionInputs::new(image, root, plan.push, builder),
+        inputs,
+        content_key,
         context: Some(PreparedContext {
             scan,
             dockerfile,
@@ -211,6 +316,14 @@ fn fresh_tags(plan: &ImagePlan) -> Result<Vec<String>, ImageError> {
     )?)
 }
 
+/// What the image ends as, once its decision was carried out.
+struct Done {
+    status: Status,
+    tags: Vec<String>,
+    digest: Option<String>,
+    pushed: bool,
+}
+
 /// Runs one image's pipeline. `deps` holds, by key, the repository and result of the images
 /// it builds `FROM`.
 pub async fn run_image(
@@ -222,17 +335,10 @@ pub async fn run_image(
 ) -> Result<ImageSuccess, ImageError> {
     let settings = &ctx.settings;
     emit.send(ImageEvent::Stage(Stage::Hashing));
-    let fresh_from: HashMap<String, String> = deps
-        .values()
-        .filter_map(|(repo, s)| {
-            s.tags
-                .first()
-                .map(|t| (repo.clone(), format!("{repo}:{t}")))
-        })
-        .collect();
+    let bases = BaseImages::of(deps);
     let prepared = {
         let (plan, root, stop) = (plan.clone(), settings.root.clone(), cancel.clone());
-        tokio::task::spawn_blocking(move || prepare(&plan, &fresh_from, &root, &stop)).await??
+        tokio::task::spawn_blocking(move || prepare(&plan, &bases, &root, &stop)).await??
     };
     // Ctrl-C during the scan: nothing more for this image (no "building" after "interrupted").
     if cancel.is_cancelled() {
@@ -242,6 +348,7 @@ pub async fn run_image(
         .context
         .as_ref()
         .map(|c| (c.scan.file_count as u64, c.scan.total_bytes));
+    let content_key = prepared.content_key.clone();
     let Decided {
         mut decision,
         cached,
@@ -253,38 +360,94 @@ pub async fn run_image(
         prepared.inputs.clone(),
         settings.force_build,
     );
-    // A dependency rebuilt in this run means a new base: rebuild too.
-    if !decision.is_rebuild()
+    // A dependency rebuilt in this run means a new base: rebuild too. (Its new content key
+    // also changed the Dockerfile hash; the base is the reason to name.)
+    if (!decision.is_rebuild() || decision == Decision::Rebuild(Reason::DockerfileChanged))
         && let Some((dep, _)) = deps.iter().find(|(_, (_, s))| s.status == Status::Built)
     {
         decision = Decision::Rebuild(Reason::BaseRebuilt { image: dep.clone() });
     }
     let recorded = recorded_tags(cached.as_ref());
+    let success = |decision: Decision, done: Done| ImageSuccess {
+        status: done.status,
+        decision,
+        tags: done.tags,
+        digest: done.digest,
+        pushed: done.pushed,
+        context: context_size,
+        content_key: content_key.clone(),
+    };
 
     if settings.dry_run {
         emit.send(ImageEvent::Decision(decision.clone()));
-        let tags = if decision.is_rebuild() {
+        let tags = if matches!(decision, Decision::Rebuild(_) | Decision::Retag) {
             fresh_tags(plan).unwrap_or_default()
         } else {
             recorded
         };
-        return Ok(ImageSuccess {
-            status: if decision.does_work() {
-                Status::WouldBuild
-            } else {
-                Status::Skipped
-            },
+        let status = if decision.does_work() {
+            Status::WouldBuild
+        } else {
+            Status::Skipped
+        };
+        return Ok(success(
             decision,
-            tags,
-            digest: None,
-            pushed: false,
-            context: context_size,
-        });
+            Done {
+                status,
+                tags,
+                digest: None,
+                pushed: false,
+            },
+        ));
     }
 
-    if !decision.is_rebuild() && plan.builder != BuilderKind::Custom {
+    if decision == Decision::Retag {
+        emit.send(ImageEvent::Decision(decision.clone()));
+        let tags = fresh_tags(plan)?;
+        match retag(ctx, plan, cached.as_ref(), &recorded, &tags, emit, cancel).await? {
+            Ok((digest, pushed)) => {
+                commit(ctx, plan, pending, &tags, pushed, digest.clone())?;
+                if let Some(key) = content_key.as_ref().filter(|_| pushed) {
+                    record_in_registry(ctx, plan, key, digest.as_deref(), &tags, emit).await;
+                }
+                return Ok(success(
+                    decision,
+                    Done {
+                        status: Status::Retagged,
+                        tags,
+                        digest,
+                        pushed,
+                    },
+                ));
+            }
+            // The recorded image is gone: build it after all.
+            Err(reason) => decision = Decision::Rebuild(reason),
+        }
+    } else if !decision.is_rebuild() && plan.builder != BuilderKind::Custom {
         emit.send(ImageEvent::Stage(Stage::Verifying));
         decision = verify(ctx, plan, decision, recorded.first()).await?;
+    }
+
+    // Built before, anywhere: reuse it from the registry instead of building.
+    if let Decision::Rebuild(reason) = &decision
+        && plan.registry_cache
+        && reason.registry_cache_applies()
+        && let Some(key) = &content_key
+    {
+        emit.send(ImageEvent::Stage(Stage::Verifying));
+        if let Some(found) = from_registry(ctx, plan, key, emit, cancel).await? {
+            let (source, done) = found;
+            let decision = Decision::FoundInRegistry { source };
+            emit.send(ImageEvent::Decision(decision.clone()));
+            for tag in &done.tags {
+                emit.send(ImageEvent::Pushed {
+                    tag: format!("{}:{tag}", plan.config.image),
+                    digest: done.digest.clone(),
+                });
+            }
+            commit(ctx, plan, pending, &done.tags, true, done.digest.clone())?;
+            return Ok(success(decision, done));
+        }
     }
     emit.send(ImageEvent::Decision(decision.clone()));
 
@@ -292,18 +455,20 @@ pub async fn run_image(
         if let Some(note) = plan.delivery_note(false) {
             emit.send(ImageEvent::Note(note));
         }
-        return Ok(ImageSuccess {
-            status: Status::Skipped,
+        let digest = cached
+            .as_ref()
+            .and_then(|c| c.record.as_ref())
+            .and_then(|r| r.push.as_ref())
+            .and_then(|p| p.digest.clone());
+        return Ok(success(
             decision,
-            digest: cached
-                .as_ref()
-                .and_then(|c| c.record.as_ref())
-                .and_then(|r| r.push.as_ref())
-                .and_then(|p| p.digest.clone()),
-            pushed: false,
-            tags: recorded,
-            context: context_size,
-        });
+            Done {
+                status: Status::Skipped,
+                tags: recorded,
+                digest,
+                pushed: false,
+            },
+        ));
     }
 
     let mut tags = recorded;
@@ -329,48 +494,252 @@ pub async fn run_image(
 
     let (digest, pushed) = match pushed_by_build {
         Some(digest) => (digest, true),
-        None if plan.push => {
-            emit.send(ImageEvent::Stage(Stage::Pushing));
-            let request = PushRequest {
-                image_key: plan.key.clone(),
-                repository: plan.config.image.clone(),
-                tags: tags.clone(),
-                credentials: None,
-            };
-            let daemon = plan.build.daemon().cloned().unwrap_or_default();
-            let digest = ctx
-                .services
-                .push(&daemon, request, &emit.sink(), cancel)
-                .await?;
-            (digest, true)
-        }
+        None if plan.push => (push(ctx, plan, &tags, emit, cancel).await?, true),
         None => (None, false),
     };
+    commit(ctx, plan, pending, &tags, pushed, digest.clone())?;
+    if let Some(key) = content_key.as_ref().filter(|_| pushed) {
+        record_in_registry(ctx, plan, key, digest.as_deref(), &tags, emit).await;
+    }
+    Ok(success(
+        decision.clone(),
+        Done {
+            status: if decision.is_rebuild() {
+                Status::Built
+            } else {
+                Status::Pushed
+            },
+            tags,
+            digest,
+            pushed,
+        },
+    ))
+}
+
+/// Records a successful build, retag or reuse in the local cache.
+fn commit(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    pending: PendingEntry,
+    tags: &[String],
+    pushed: bool,
+    digest: Option<String>,
+) -> Result<(), ImageError> {
     let registry = Registry::of_image(&plan.config.image)
         .map(|r| r.host().to_string())
         .unwrap_or_default();
     ctx.cache.commit(
         pending,
         CacheOutcome {
-            tags: tags.clone(),
-            push: pushed.then(|| PushRecord {
-                registry,
-                digest: digest.clone(),
-            }),
+            tags: tags.to_vec(),
+            push: pushed.then_some(PushRecord { registry, digest }),
         },
     )?;
-    Ok(ImageSuccess {
-        status: if decision.is_rebuild() {
-            Status::Built
+    Ok(())
+}
+
+/// Pushes every tag through the image's daemon; returns the digest.
+async fn push(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    tags: &[String],
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<Option<String>, ImageError> {
+    emit.send(ImageEvent::Stage(Stage::Pushing));
+    let request = PushRequest {
+        image_key: plan.key.clone(),
+        repository: plan.config.image.clone(),
+        tags: tags.to_vec(),
+        credentials: None,
+    };
+    let daemon = plan.build.daemon().cloned().unwrap_or_default();
+    ctx.services
+        .push(&daemon, request, &emit.sink(), cancel)
+        .await
+}
+
+/// Runs `work` unless Ctrl-C comes first (then the image ends as interrupted, and nothing is
+/// committed: the next run decides again from the old entry).
+async fn unless_cancelled<T>(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T, ImageError>>,
+) -> Result<T, ImageError> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(context::ContextError::Cancelled.into()),
+        result = work => result,
+    }
+}
+
+/// `retag: tags changed`: gives the recorded image the tags `tags`. In the registry when it
+/// was pushed and this run pushes (a manifest PUT per tag, nothing moves through this
+/// machine); else in the image's daemon (`docker tag`), then loaded into kind or pushed as
+/// the plan says. Returns (digest, pushed), or the rebuild reason when the recorded image is
+/// in neither place.
+async fn retag(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    cached: Option<&CachedImage>,
+    recorded: &[String],
+    tags: &[String],
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<Result<(Option<String>, bool), Reason>, ImageError> {
+    let image = &plan.config.image;
+    let first = recorded.first().cloned().unwrap_or_default();
+    let push_record = cached
+        .and_then(|c| c.record.as_ref())
+        .and_then(|r| r.push.as_ref());
+    emit.send(ImageEvent::Stage(Stage::Tagging));
+    if plan.push
+        && let Some(record) = push_record
+    {
+        // By digest: the recorded tag may have been moved since. A record without a usable
+        // digest falls back to the tag.
+        let source = record
+            .digest
+            .as_ref()
+            .and_then(|digest| Reference::parse(&format!("{image}@{digest}")).ok())
+            .map_or_else(|| Reference::parse(&format!("{image}:{first}")), Ok)?;
+        let tagged = unless_cancelled(
+            cancel,
+            ctx.services
+                .registry_tag(&source, tags, plan.build.daemon()),
+        )
+        .await;
+        match tagged {
+            Ok(digest) => {
+                for tag in tags {
+                    emit.send(ImageEvent::Pushed {
+                        tag: format!("{image}:{tag}"),
+                        digest: Some(digest.clone()),
+                    });
+                }
+                return Ok(Ok((Some(digest), true)));
+            }
+            Err(e) if e.is_cancelled() => return Err(e),
+            Err(e) => emit.send(ImageEvent::Note(format!(
+                "cannot tag {source} in the registry ({e}); tagging the image in the Docker daemon instead"
+            ))),
+        }
+    }
+    let source = format!("{image}:{first}");
+    let Some(daemon) = plan.build.daemon() else {
+        return Ok(Err(Reason::MissingInRegistry));
+    };
+    if local_lookup(ctx, plan, &source).await? != Some(true) {
+        return Ok(Err(if plan.push {
+            Reason::MissingInRegistry
         } else {
-            Status::Pushed
-        },
-        decision,
-        tags,
-        digest,
-        pushed,
-        context: context_size,
-    })
+            Reason::MissingInDaemon
+        }));
+    }
+    unless_cancelled(cancel, ctx.services.tag_image(daemon, &source, image, tags)).await?;
+    deliver_locally(ctx, plan, tags, emit).await?;
+    if !plan.push {
+        return Ok(Ok((None, false)));
+    }
+    let digest = push(ctx, plan, tags, emit, cancel).await?;
+    Ok(Ok((digest, true)))
+}
+
+/// The registry content cache: looks this image's content key up in its repository; on a hit
+/// gives the found manifest the tags this run wants (inside the registry; the caller reports
+/// them after the decision). Returns the source
+/// (`registry/repo:devspace-cache-…`) and the outcome, or `None` to build: a miss, a manifest
+/// that cannot be reused (said in a note), or a registry that refuses (one warning per
+/// registry and run, and no more cache requests to it).
+async fn from_registry(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    key: &ContentKey,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<Option<(String, Done)>, ImageError> {
+    let image = &plan.config.image;
+    let source = format!("{image}:{}", key.cache_tag());
+    let Ok(reference) = Reference::parse(&source) else {
+        return Ok(None);
+    };
+    let registry = reference.registry().host().to_string();
+    if ctx.registry_cache_is_off(&registry) {
+        return Ok(None);
+    }
+    let daemon = plan.build.daemon();
+    let found = unless_cancelled(cancel, ctx.services.registry_lookup(&reference, daemon)).await;
+    let manifest = match found {
+        Ok(Lookup::Found(manifest)) => manifest,
+        Ok(Lookup::Missing) => return Ok(None),
+        Ok(Lookup::Unusable(why)) => {
+            emit.send(ImageEvent::Note(format!(
+                "registry cache: {source} is not reused: {why}"
+            )));
+            return Ok(None);
+        }
+        Err(e) if e.is_cancelled() => return Err(e),
+        Err(e) => {
+            ctx.registry_cache_failed(&registry, &e, emit);
+            return Ok(None);
+        }
+    };
+    let tags = fresh_tags(plan)?;
+    let by_digest = Reference::parse(&format!("{image}@{}", manifest.digest))?;
+    let tagged =
+        unless_cancelled(cancel, ctx.services.registry_tag(&by_digest, &tags, daemon)).await;
+    match tagged {
+        Ok(digest) => Ok(Some((
+            source,
+            Done {
+                status: Status::Skipped,
+                tags,
+                digest: Some(digest),
+                pushed: true,
+            },
+        ))),
+        Err(e) if e.is_cancelled() => Err(e),
+        Err(e) => {
+            ctx.registry_cache_failed(&registry, &e, emit);
+            Ok(None)
+        }
+    }
+}
+
+/// After a push: records the content key in the registry as the cache tag of the pushed
+/// manifest (a registry-side PUT; works for every builder, kaniko included). A registry that
+/// refuses gets one warning per run; the build itself succeeded.
+async fn record_in_registry(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    key: &ContentKey,
+    digest: Option<&str>,
+    tags: &[String],
+    emit: &Emitter,
+) {
+    if !plan.registry_cache {
+        return;
+    }
+    let image = &plan.config.image;
+    let source = match (digest, tags.first()) {
+        (Some(d), _) => format!("{image}@{d}"),
+        (None, Some(tag)) => format!("{image}:{tag}"),
+        (None, None) => return,
+    };
+    let Ok(source) = Reference::parse(&source) else {
+        return;
+    };
+    let registry = source.registry().host().to_string();
+    if ctx.registry_cache_is_off(&registry) {
+        return;
+    }
+    let cache_tag = [key.cache_tag()];
+    if let Err(e) = ctx
+        .services
+        .registry_tag(&source, &cache_tag, plan.build.daemon())
+        .await
+    {
+        ctx.registry_cache_failed(&registry, &e, emit);
+    }
 }
 
 /// Trust, but verify: a skipped (or push-only) image must still exist where it is used.
@@ -569,6 +938,10 @@ pub(crate) mod fakes {
     use std::collections::HashSet;
     use std::sync::Mutex;
 
+    /// The digest of every image the fake registry holds.
+    pub const DIGEST: &str =
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     /// What the fake world looks like and what happened in it.
     #[derive(Default)]
     pub struct World {
@@ -585,6 +958,19 @@ pub(crate) mod fakes {
         /// References pushed.
         pub pushes: Vec<String>,
         pub kind_loads: Vec<String>,
+        /// Registry-side tags: (source, new reference).
+        pub registry_tags: Vec<(String, String)>,
+        /// Daemon tags: (source, new reference).
+        pub daemon_tags: Vec<(String, String)>,
+        /// Registry cache lookups (references asked for).
+        pub lookups: Vec<String>,
+        /// References the registry has but that are no image manifest (a list, a missing
+        /// blob), with the reason.
+        pub unusable: HashMap<String, String>,
+        /// The registry refuses cache lookups and registry-side tags (403).
+        pub registry_refuses: bool,
+        /// Registry-side tags wait until cancelled (to interrupt a retag midway).
+        pub registry_tag_hangs: bool,
     }
 
     #[derive(Default, Clone)]
@@ -600,6 +986,32 @@ pub(crate) mod fakes {
                 endpoint: Box::new(DockerEndpoint::from_host("tcp://127.0.0.1:1")),
                 reason: "connection refused".into(),
             }))
+        }
+
+        fn refused() -> ImageError {
+            ImageError::Registry(crate::registry::client::RegistryError::Unauthorized {
+                registry: Registry::from_domain("127.0.0.1:5000"),
+                status: 403,
+                user: None,
+                detail: "denied".into(),
+            })
+        }
+
+        /// `repository:tag` of a reference the fake knows by tag, or any tag of its
+        /// repository for a digest (every image here has one digest, [`DIGEST`]).
+        fn resolve(world: &World, reference: &Reference) -> Option<String> {
+            let repo = reference.name();
+            match (reference.digest(), reference.tag()) {
+                (Some(_), _) => world
+                    .registry
+                    .iter()
+                    .find(|r| r.rsplit_once(':').is_some_and(|(name, _)| name == repo))
+                    .cloned(),
+                (None, tag) => {
+                    let text = format!("{repo}:{}", tag.unwrap_or("latest"));
+                    world.registry.contains(&text).then_some(text)
+                }
+            }
         }
 
         fn cluster_error() -> ImageError {
@@ -743,7 +1155,7 @@ pub(crate) mod fakes {
                     world.pushes.push(r.clone());
                     world.registry.insert(r);
                 }
-                Ok(Some("sha256:pushed".into()))
+                Ok(Some(DIGEST.into()))
             }
             .boxed()
         }
@@ -756,6 +1168,82 @@ pub(crate) mod fakes {
             async move {
                 self.world().kind_loads.extend(references.iter().cloned());
                 Ok(())
+            }
+            .boxed()
+        }
+
+        fn tag_image<'a>(
+            &'a self,
+            _daemon: &'a DaemonChoice,
+            source: &'a str,
+            repository: &'a str,
+            tags: &'a [String],
+        ) -> BoxFuture<'a, Result<(), ImageError>> {
+            async move {
+                let mut world = self.world();
+                assert!(world.local.contains(source), "tag of a missing {source}");
+                for tag in tags {
+                    let target = format!("{repository}:{tag}");
+                    world.daemon_tags.push((source.to_owned(), target.clone()));
+                    world.local.insert(target);
+                }
+                Ok(())
+            }
+            .boxed()
+        }
+
+        fn registry_lookup<'a>(
+            &'a self,
+            reference: &'a Reference,
+            _daemon: Option<&'a DaemonChoice>,
+        ) -> BoxFuture<'a, Result<Lookup, ImageError>> {
+            async move {
+                let mut world = self.world();
+                world.lookups.push(reference.to_string());
+                if world.registry_refuses {
+                    return Err(Self::refused());
+                }
+                let Some(found) = Self::resolve(&world, reference) else {
+                    return Ok(Lookup::Missing);
+                };
+                if let Some(why) = world.unusable.get(&found) {
+                    return Ok(Lookup::Unusable(why.clone()));
+                }
+                Ok(Lookup::Found(crate::registry::client::Manifest {
+                    digest: DIGEST.into(),
+                    media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+                    bytes: Default::default(),
+                    body: serde_json::Value::Null,
+                }))
+            }
+            .boxed()
+        }
+
+        fn registry_tag<'a>(
+            &'a self,
+            source: &'a Reference,
+            tags: &'a [String],
+            _daemon: Option<&'a DaemonChoice>,
+        ) -> BoxFuture<'a, Result<String, ImageError>> {
+            async move {
+                if self.world().registry_tag_hangs {
+                    futures_util::future::pending::<()>().await;
+                }
+                let mut world = self.world();
+                if world.registry_refuses {
+                    return Err(Self::refused());
+                }
+                let Some(found) = Self::resolve(&world, source) else {
+                    return Err(ImageError::ManifestMissing {
+                        reference: source.to_string(),
+                    });
+                };
+                for tag in tags {
+                    let target = format!("{}:{tag}", source.name());
+                    world.registry_tags.push((found.clone(), target.clone()));
+                    world.registry.insert(target);
+                }
+                Ok(DIGEST.into())
             }
             .boxed()
         }
@@ -836,14 +1324,29 @@ mod tests {
             IndexMap<String, Result<ImageSuccess, ImageError>>,
             Vec<Event>,
         ) {
-            let ctx = JobContext {
-                settings: JobSettings {
+            self.run_until(services, settings, plan_settings, CancellationToken::new())
+                .await
+        }
+
+        /// [`Project::run`] with a cancellation token (Ctrl-C).
+        async fn run_until(
+            &self,
+            services: &FakeServices,
+            settings: JobSettings,
+            plan_settings: PlanSettings,
+            cancel: CancellationToken,
+        ) -> (
+            IndexMap<String, Result<ImageSuccess, ImageError>>,
+            Vec<Event>,
+        ) {
+            let ctx = JobContext::new(
+                JobSettings {
                     root: self.root(),
                     ..settings
                 },
-                cache: Cache::open(&self.root()),
-                services: Arc::new(services.clone()),
-            };
+                Cache::open(&self.root()),
+                Arc::new(services.clone()),
+            );
             let (tx, mut rx) = mpsc::unbounded_channel();
             let mut plans = plan(&self.config, &plan_settings);
             plans.sort_by_key(|p| p.depends_on.len());
@@ -856,7 +1359,7 @@ mod tests {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 let emit = Emitter::new(&p.key, tx.clone());
-                let res = run_image(&ctx, p, &deps, &emit, &CancellationToken::new()).await;
+                let res = run_image(&ctx, p, &deps, &emit, &cancel).await;
                 if let Ok(s) = &res {
                     done.insert(p.key.clone(), (p.config.image.clone(), s.clone()));
                 }
@@ -917,7 +1420,7 @@ mod tests {
         assert_eq!(app.status, Status::Skipped);
         assert_eq!(app.decision, Decision::Skip);
         assert_eq!(app.tags, ["v1"]);
-        assert_eq!(app.digest.as_deref(), Some("sha256:pushed"));
+        assert_eq!(app.digest.as_deref(), Some(fakes::DIGEST));
         assert!(
             events
                 .iter()
@@ -1169,5 +1672,288 @@ mod tests {
         assert_eq!(app.status, Status::WouldBuild);
         assert_eq!(app.decision, Decision::Rebuild(Reason::NeverBuilt));
         assert!(services.world().builds.is_empty());
+    }
+
+    fn cached_tags(project: &Project, key: &str) -> Vec<String> {
+        Cache::open(&project.root())
+            .cached("", key)
+            .and_then(|c| c.record)
+            .map(|r| r.tags)
+            .unwrap_or_default()
+    }
+
+    fn with_tags(tags: &[&str]) -> PlanSettings {
+        PlanSettings {
+            tag_override: tags.iter().map(|t| t.to_string()).collect(),
+            ..PlanSettings::default()
+        }
+    }
+
+    fn cached_on() -> PlanSettings {
+        PlanSettings {
+            registry_cache: true,
+            ..PlanSettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn tags_changed_retags_in_the_registry_and_never_builds() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        // `-t v2`, then back to the configured `v1`: two retags, one build.
+        for (settings, want) in [(with_tags(&["v2"]), "v2"), (PlanSettings::default(), "v1")] {
+            let (r, events) = project.run(&services, pushing(), settings).await;
+            let app = ok(&r["app"]);
+            assert_eq!(app.decision, Decision::Retag);
+            assert_eq!(app.decision.to_string(), "retag: tags changed");
+            assert_eq!(app.status, Status::Retagged);
+            assert_eq!(app.tags, [want]);
+            assert!(app.pushed);
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e.kind == ImageEvent::Stage(Stage::Tagging))
+            );
+            assert_eq!(cached_tags(&project, "app"), [want]);
+        }
+        {
+            let world = services.world();
+            assert_eq!(world.builds.len(), 1, "built once");
+            assert_eq!(world.pushes, ["127.0.0.1:5000/demo-app:v1"], "pushed once");
+            let targets: Vec<&str> = world
+                .registry_tags
+                .iter()
+                .map(|(_, to)| to.as_str())
+                .collect();
+            assert_eq!(
+                targets,
+                ["127.0.0.1:5000/demo-app:v2", "127.0.0.1:5000/demo-app:v1"]
+            );
+        }
+        // Nothing changed since: a plain skip.
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        assert_eq!(ok(&r["app"]).decision, Decision::Skip);
+    }
+
+    #[tokio::test]
+    async fn retag_in_the_daemon_when_not_pushed_and_rebuild_when_gone() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        let local = JobSettings {
+            skip_push: true,
+            ..JobSettings::default()
+        };
+        let no_push = |tags: &[&str]| PlanSettings {
+            skip_push: true,
+            ..with_tags(tags)
+        };
+        project.run(&services, local.clone(), no_push(&[])).await;
+        let (r, _) = project
+            .run(&services, local.clone(), no_push(&["v2"]))
+            .await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.status, Status::Retagged);
+        assert!(!app.pushed);
+        assert_eq!(
+            services.world().daemon_tags,
+            [(
+                "127.0.0.1:5000/demo-app:v1".to_string(),
+                "127.0.0.1:5000/demo-app:v2".to_string()
+            )]
+        );
+        assert!(services.world().pushes.is_empty());
+        // Pushing now: the recorded (v2) image was never pushed; the retag to v3 tags it in
+        // the daemon and pushes the new tag.
+        let (r, _) = project.run(&services, pushing(), with_tags(&["v3"])).await;
+        assert_eq!(ok(&r["app"]).status, Status::Retagged);
+        assert_eq!(services.world().pushes, ["127.0.0.1:5000/demo-app:v3"]);
+        // Gone from daemon and registry: the retag becomes a build.
+        services.world().local.clear();
+        services.world().registry.clear();
+        let (r, _) = project.run(&services, local, no_push(&["v4"])).await;
+        let app = ok(&r["app"]);
+        assert_eq!(app.decision, Decision::Rebuild(Reason::MissingInDaemon));
+        assert_eq!(app.status, Status::Built);
+        assert_eq!(services.world().builds.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_base_with_new_tags_does_not_rebuild_its_dependents() {
+        let mut project = Project::new(true);
+        let services = FakeServices::default();
+        project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        project.image("base").tags = vec!["b2".into()];
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        assert_eq!(ok(&r["base"]).decision, Decision::Retag);
+        assert_eq!(ok(&r["app"]).decision, Decision::Skip);
+        assert_eq!(services.world().builds.len(), 2, "nothing rebuilt");
+        // A base with new content still rebuilds them (its content key moved).
+        std::fs::write(project.root().join("base/Dockerfile"), "FROM busybox:1\n").unwrap();
+        let (r, _) = project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        assert!(ok(&r["app"]).decision.is_rebuild());
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_a_retag_commits_nothing() {
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        project
+            .run(&services, pushing(), PlanSettings::default())
+            .await;
+        services.world().registry_tag_hangs = true;
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            stop.cancel();
+        });
+        let (r, _) = project
+            .run_until(&services, pushing(), with_tags(&["v2"]), cancel)
+            .await;
+        assert!(err(&r["app"]).is_cancelled(), "{:?}", r["app"]);
+        assert_eq!(cached_tags(&project, "app"), ["v1"], "old entry kept");
+        services.world().registry_tag_hangs = false;
+        let (r, _) = project.run(&services, pushing(), with_tags(&["v2"])).await;
+        assert_eq!(ok(&r["app"]).decision, Decision::Retag);
+        assert_eq!(cached_tags(&project, "app"), ["v2"]);
+        assert_eq!(services.world().builds.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn registry_cache_a_fresh_clone_builds_nothing() {
+        let project = Project::new(true);
+        let services = FakeServices::default();
+        project.run(&services, pushing(), cached_on()).await;
+        let cache_tags: Vec<String> = services
+            .world()
+            .registry_tags
+            .iter()
+            .map(|(_, to)| to.clone())
+            .collect();
+        assert_eq!(cache_tags.len(), 2, "one cache tag per pushed image");
+        assert!(
+            cache_tags
+                .iter()
+                .all(|t| t.contains(":devspace-cache-") && t.len() == t.find(":d").unwrap() + 56),
+            "{cache_tags:?}"
+        );
+        // A fresh clone: no local cache.
+        std::fs::remove_dir_all(project.root().join(".devspace")).unwrap();
+        services.world().local.clear();
+        let (r, _) = project.run(&services, pushing(), cached_on()).await;
+        for key in ["base", "app"] {
+            let s = ok(&r[key]);
+            let Decision::FoundInRegistry { source } = &s.decision else {
+                panic!("{key}: {:?}", s.decision)
+            };
+            assert!(cache_tags.contains(source), "{source}");
+            assert!(
+                s.decision
+                    .to_string()
+                    .starts_with("skip (found in registry: built elsewhere): 127.0.0.1:5000/"),
+            );
+            assert_eq!(s.status, Status::Skipped);
+            assert!(s.pushed);
+            assert_eq!(s.digest.as_deref(), Some(fakes::DIGEST));
+        }
+        assert_eq!(
+            services.world().builds.len(),
+            2,
+            "nothing built the second time"
+        );
+        // Recorded locally as built and pushed: the next run is a plain skip.
+        let (r, _) = project.run(&services, pushing(), cached_on()).await;
+        assert_eq!(ok(&r["app"]).decision, Decision::Skip);
+        // Another build arg misses the cache.
+        let mut project = project;
+        project.image("app").build.docker = Some(DockerBuildConfig {
+            options: Some(crate::config::BuildOptions {
+                build_args: IndexMap::from([("X".to_string(), Some("1".to_string()))]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let (r, _) = project.run(&services, pushing(), cached_on()).await;
+        assert_eq!(ok(&r["app"]).status, Status::Built);
+    }
+
+    #[tokio::test]
+    async fn registry_cache_is_not_asked_without_a_push_or_when_off_or_forced() {
+        for (name, settings, plan_settings) in [
+            (
+                "skip push",
+                JobSettings {
+                    skip_push: true,
+                    ..JobSettings::default()
+                },
+                PlanSettings {
+                    skip_push: true,
+                    ..cached_on()
+                },
+            ),
+            ("turned off", pushing(), PlanSettings::default()),
+            (
+                "force build",
+                JobSettings {
+                    force_build: true,
+                    ..JobSettings::default()
+                },
+                cached_on(),
+            ),
+        ] {
+            let project = Project::new(false);
+            let services = FakeServices::default();
+            project.run(&services, settings, plan_settings).await;
+            assert!(services.world().lookups.is_empty(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn registry_cache_unusable_or_refused_means_a_normal_build() {
+        // A manifest list (or missing blob) under the cache tag: not a hit, said in a note.
+        let project = Project::new(false);
+        let services = FakeServices::default();
+        project.run(&services, pushing(), cached_on()).await;
+        let cache_ref = services.world().registry_tags[0].1.clone();
+        services.world().unusable.insert(
+            cache_ref,
+            "a manifest list (application/vnd.oci.image.index.v1+json)".into(),
+        );
+        std::fs::remove_dir_all(project.root().join(".devspace")).unwrap();
+        let (r, events) = project.run(&services, pushing(), cached_on()).await;
+        assert_eq!(ok(&r["app"]).status, Status::Built);
+        assert!(
+            notes(&events)
+                .iter()
+                .any(|n| n.contains("is not reused: a manifest list")),
+            "{:?}",
+            notes(&events)
+        );
+
+        // A registry that refuses: both images build, one warning for the run.
+        let project = Project::new(true);
+        let services = FakeServices::default();
+        services.world().registry_refuses = true;
+        let (r, events) = project.run(&services, pushing(), cached_on()).await;
+        for key in ["base", "app"] {
+            assert_eq!(ok(&r[key]).status, Status::Built, "{key}");
+        }
+        let warnings: Vec<String> = notes(&events)
+            .into_iter()
+            .filter(|n| n.starts_with("warning: registry cache disabled for 127.0.0.1:5000"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{:?}", notes(&events));
+        assert_eq!(services.world().lookups.len(), 1, "not asked again");
     }
 }

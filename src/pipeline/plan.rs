@@ -2,7 +2,7 @@
 //! once per image, everything that does not depend on what the job finds: which builder
 //! builds it (Docker API or CLI with its kaniko fallback, kaniko, custom), on which daemon,
 //! how it reaches the cluster (push, minikube's daemon, `kind load`), whether it is pushed,
-//! and which other images of the same config it builds `FROM` (so it waits for them), in
+//! whether the registry content cache applies to it, and which other images of the same config it builds `FROM` (so it waits for them), in
 //! config order. Reads only Dockerfiles; runs nothing.
 
 use crate::builder::DockerMode;
@@ -31,6 +31,9 @@ pub struct PlanSettings {
     /// The local cluster deploy/dev deliver to (`None` for `devspace build`, like DevSpace 4,
     /// and for remote clusters).
     pub local: Option<LocalTarget>,
+    /// The registry content cache is on (no `--no-registry-cache`, no
+    /// `DEVSPACE_NO_REGISTRY_CACHE`).
+    pub registry_cache: bool,
 }
 
 /// The Docker daemon an image is built with.
@@ -99,6 +102,10 @@ pub struct ImagePlan {
     pub push: bool,
     /// Keys of images of this config that this one's Dockerfile builds on.
     pub depends_on: Vec<String>,
+    /// Whether the registry content cache applies: it is on, the image is pushed to a
+    /// registry (not `--skip-push`/`skipPush`, not delivered to minikube's daemon or by
+    /// `kind load`), and its builder has a content key (not custom).
+    pub registry_cache: bool,
 }
 
 impl ImagePlan {
@@ -270,8 +277,15 @@ pub fn plan(config: &Config, settings: &PlanSettings) -> Vec<ImagePlan> {
             let delivery = delivery(&image, builder, local);
             let push =
                 wants_push(&image, builder, settings.skip_push) && delivery == ImageDelivery::Push;
+            let registry_cache = settings.registry_cache
+                && push
+                && matches!(
+                    builder,
+                    BuilderKind::Docker | BuilderKind::Kaniko | BuilderKind::BuildKit
+                );
             ImagePlan {
                 key: key.clone(),
+                registry_cache,
                 build: builder_choice(&image, builder, &delivery, local),
                 local: local.map(|l| l.cluster.clone()),
                 config: image,
@@ -492,6 +506,48 @@ mod tests {
             kind_installed: true
         })));
         assert!(pushes(None));
+    }
+
+    #[test]
+    fn the_registry_cache_applies_only_to_pushed_images_with_a_content_key() {
+        let with = |builder: BuilderKind, settings: PlanSettings| {
+            let mut config = Config::default();
+            config
+                .images
+                .insert("app".into(), image_plan(builder, None).config);
+            plan(&config, &settings).remove(0).registry_cache
+        };
+        let on = PlanSettings {
+            registry_cache: true,
+            ..PlanSettings::default()
+        };
+        assert!(with(BuilderKind::Docker, on.clone()));
+        assert!(with(BuilderKind::Kaniko, on.clone()));
+        assert!(with(BuilderKind::BuildKit, on.clone()));
+        assert!(
+            !with(BuilderKind::Custom, on.clone()),
+            "custom: no content key"
+        );
+        assert!(
+            !with(BuilderKind::Docker, PlanSettings::default()),
+            "turned off"
+        );
+        let skip_push = PlanSettings {
+            skip_push: true,
+            ..on.clone()
+        };
+        assert!(!with(BuilderKind::Docker, skip_push));
+        let kind_load = PlanSettings {
+            local: Some(LocalTarget {
+                cluster: kind(),
+                kind_installed: true,
+            }),
+            ..on
+        };
+        assert!(
+            !with(BuilderKind::Docker, kind_load),
+            "kind load: not pushed"
+        );
     }
 
     #[test]

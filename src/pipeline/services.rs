@@ -1,5 +1,7 @@
 //! The port between an image job and the world: the builders (connected to their daemon or
-//! cluster), image lookups in a daemon and in a registry, pushes, and `kind load`. The job
+//! cluster), image lookups in a daemon and in a registry, pushes, `kind load`, and the tag
+//! operations of a retag and of the registry content cache (a tag in the daemon; a cache
+//! lookup and a manifest copied to other tags inside the registry). The job
 //! ([`super::job`]) sees only [`Services`]; [`LiveServices`] is the real adapter and tests
 //! drive the job with fakes.
 //!
@@ -19,7 +21,7 @@ use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::error::ImageError;
 use crate::pipeline::plan::{BuilderChoice, DaemonChoice, ImagePlan};
-use crate::registry::client::{ClientOptions, InsecureRegistries, RegistryClient};
+use crate::registry::client::{ClientOptions, InsecureRegistries, Lookup, RegistryClient};
 use crate::registry::credentials::{Credential, CredentialError, DockerConfig};
 use crate::registry::reference::{Reference, Registry};
 use futures_util::FutureExt;
@@ -78,6 +80,33 @@ pub trait Services: Send + Sync {
         references: &'a [String],
         cluster: &'a str,
     ) -> BoxFuture<'a, Result<(), ImageError>>;
+
+    /// Tags image `source` (a reference or ID in `daemon`) as `repository:<tag>` for every tag.
+    fn tag_image<'a>(
+        &'a self,
+        daemon: &'a DaemonChoice,
+        source: &'a str,
+        repository: &'a str,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ImageError>>;
+
+    /// Looks `reference` up as a registry cache entry: [`Lookup::Found`] only for an image
+    /// manifest whose blobs are all there (asked with pull and push scope).
+    fn registry_lookup<'a>(
+        &'a self,
+        reference: &'a Reference,
+        daemon: Option<&'a DaemonChoice>,
+    ) -> BoxFuture<'a, Result<Lookup, ImageError>>;
+
+    /// Gives the manifest `source` names every tag of `tags` in its repository, inside the
+    /// registry (GET, then one PUT per tag; no layer moves); returns the manifest's digest.
+    /// A `source` that does not exist is an error.
+    fn registry_tag<'a>(
+        &'a self,
+        source: &'a Reference,
+        tags: &'a [String],
+        daemon: Option<&'a DaemonChoice>,
+    ) -> BoxFuture<'a, Result<String, ImageError>>;
 }
 
 type Shared<T, E> = OnceCell<Result<T, Arc<E>>>;
@@ -344,6 +373,66 @@ impl Services for LiveServices {
                     cluster: cluster.to_string(),
                 }),
             }
+        }
+        .boxed()
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        daemon: &'a DaemonChoice,
+        source: &'a str,
+        repository: &'a str,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ImageError>> {
+        async move {
+            let daemon = self.daemon(daemon).await?;
+            for tag in tags {
+                daemon
+                    .tag_image(source, repository, tag)
+                    .await
+                    .map_err(|e| ImageError::Daemon(Arc::new(e)))?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn registry_lookup<'a>(
+        &'a self,
+        reference: &'a Reference,
+        daemon: Option<&'a DaemonChoice>,
+    ) -> BoxFuture<'a, Result<Lookup, ImageError>> {
+        async move {
+            let credential = self.credential_for(&reference.registry()).await?;
+            let client = self.registry_client(daemon).await?;
+            Ok(client.lookup_image(reference, credential.as_ref()).await?)
+        }
+        .boxed()
+    }
+
+    fn registry_tag<'a>(
+        &'a self,
+        source: &'a Reference,
+        tags: &'a [String],
+        daemon: Option<&'a DaemonChoice>,
+    ) -> BoxFuture<'a, Result<String, ImageError>> {
+        async move {
+            let credential = self.credential_for(&source.registry()).await?;
+            let client = self.registry_client(daemon).await?;
+            let Some(manifest) = client
+                .get_manifest(source, credential.as_ref(), true)
+                .await?
+            else {
+                return Err(ImageError::ManifestMissing {
+                    reference: source.to_string(),
+                });
+            };
+            for tag in tags {
+                client
+                    .put_manifest(source, tag, &manifest, credential.as_ref())
+                    .await?;
+            }
+            Ok(manifest.digest)
         }
         .boxed()
     }

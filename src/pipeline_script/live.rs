@@ -225,6 +225,7 @@ impl Actions for LiveActions<'_> {
             },
             kube: self.deploy.build.kube.clone(),
             local: self.client.as_ref().and_then(local_target),
+            registry_cache: self.deploy.build.registry_cache,
         };
         let mut ui = self.deploy.ui;
         ui.stream_logs = step.sequential;

@@ -1,5 +1,9 @@
 //! A small client for the registry HTTP API v2 (reqwest + rustls): ping, login verification,
-//! manifest existence checks (with the digest) and tag lists.
+//! manifest existence checks (with the digest), tag lists, and the registry-side retag the
+//! content cache and `retag: tags changed` use: GET a manifest, HEAD its blobs, PUT the same
+//! bytes under another tag of the same repository (no layer moves through this machine).
+//! Written by hand rather than with an OCI client crate: it needs exactly these few calls on
+//! top of the challenge handling and http/https rules it already has for the lookups.
 //!
 //! It speaks both authentication schemes registries announce in `WWW-Authenticate`: `Basic`
 //! (htpasswd registries) and `Bearer` (token services such as Docker Hub's, with basic
@@ -476,6 +480,63 @@ impl Scheme {
     }
 }
 
+/// Media types of a single-platform image manifest (Docker v2 schema 2, OCI).
+const IMAGE_MANIFEST_TYPES: [&str; 2] = [
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+];
+
+/// A manifest as the registry stores it: the exact bytes (their digest is the image's
+/// digest), the media type, and the parsed JSON.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: String,
+    pub media_type: String,
+    pub bytes: bytes::Bytes,
+    pub body: serde_json::Value,
+}
+
+impl Manifest {
+    /// The config and layer digests of a single-platform image manifest; why it is not one
+    /// otherwise (a manifest list or OCI index, another media type, malformed).
+    pub fn blobs(&self) -> Result<Vec<String>, String> {
+        if self.body.get("manifests").is_some() {
+            return Err(format!("a manifest list ({})", self.media_type));
+        }
+        if !IMAGE_MANIFEST_TYPES.contains(&self.media_type.as_str()) {
+            return Err(format!("not an image manifest ({})", self.media_type));
+        }
+        let digest =
+            |v: &serde_json::Value| v.get("digest").and_then(|d| d.as_str()).map(str::to_owned);
+        let config = self
+            .body
+            .get("config")
+            .and_then(digest)
+            .ok_or("a manifest without config")?;
+        let layers = self
+            .body
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .ok_or("a manifest without layers")?;
+        let mut blobs = vec![config];
+        for layer in layers {
+            blobs.push(digest(layer).ok_or("a layer without digest")?);
+        }
+        Ok(blobs)
+    }
+}
+
+/// What a cache lookup found.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// A usable image manifest.
+    Found(Manifest),
+    /// Nothing under that tag.
+    Missing,
+    /// Something is there but cannot be reused (said why).
+    Unusable(String),
+}
+
 /// An `Authorization` value kept for later requests to the same host and scope.
 struct CachedAuth {
     header: String,
@@ -496,6 +557,8 @@ struct Request<'a> {
     /// `repository:<path>:pull` etc.; `None` for `/v2/`.
     scope: Option<String>,
     credential: Option<&'a Credential>,
+    /// Content type and body (manifest PUTs).
+    body: Option<(String, bytes::Bytes)>,
 }
 
 impl<'a> Request<'a> {
@@ -508,6 +571,7 @@ impl<'a> Request<'a> {
             accept: None,
             scope: None,
             credential,
+            body: None,
         }
     }
 
@@ -526,7 +590,35 @@ impl<'a> Request<'a> {
             accept: None,
             scope: Some(format!("repository:{}:pull", repository.path())),
             credential,
+            body: None,
         }
+    }
+
+    /// `reference`'s manifest (its digest, else tag, else `latest`), every manifest media type
+    /// accepted, with pull access.
+    fn manifest(
+        registry: &'a Registry,
+        reference: &Reference,
+        method: Method,
+        credential: Option<&'a Credential>,
+    ) -> Self {
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            reference.path(),
+            reference.manifest_reference()
+        );
+        let mut request = Request::pull(registry, reference, method, path, credential);
+        request.accept = Some(MANIFEST_ACCEPT);
+        request
+    }
+
+    /// The same request with push access too (a token service is asked for both, so one
+    /// token serves the GET and the PUTs of a retag).
+    fn and_push(mut self) -> Self {
+        if let Some(scope) = &mut self.scope {
+            scope.push_str(",push");
+        }
+        self
     }
 
     fn auth_key(&self) -> AuthKey {
@@ -613,13 +705,7 @@ impl RegistryClient {
         credential: Option<&Credential>,
     ) -> Result<Option<String>, RegistryError> {
         let registry = reference.registry();
-        let path = format!(
-            "/v2/{}/manifests/{}",
-            reference.path(),
-            reference.manifest_reference()
-        );
-        let mut request = Request::pull(&registry, reference, Method::HEAD, path, credential);
-        request.accept = Some(MANIFEST_ACCEPT);
+        let mut request = Request::manifest(&registry, reference, Method::HEAD, credential);
         let (response, url) = self.send(&request).await?;
         match response.status() {
             StatusCode::NOT_FOUND => return Ok(None),
@@ -651,6 +737,117 @@ impl RegistryClient {
             }
             status => Err(self.status_error(&request, &url, status, response).await),
         }
+    }
+
+    /// The manifest `reference` names (its digest, else tag, else `latest`), exactly as the
+    /// registry stores it; `None` on 404. Asked with pull and push scope when `for_push`, so
+    /// the PUTs of a retag reuse the token.
+    pub async fn get_manifest(
+        &self,
+        reference: &Reference,
+        credential: Option<&Credential>,
+        for_push: bool,
+    ) -> Result<Option<Manifest>, RegistryError> {
+        let registry = reference.registry();
+        let mut request = Request::manifest(&registry, reference, Method::GET, credential);
+        if for_push {
+            request = request.and_push();
+        }
+        let (response, url) = self.send(&request).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            s if s.is_success() => {}
+            status => return Err(self.status_error(&request, &url, status, response).await),
+        }
+        let header_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&registry, &url, &e))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                registry: registry.clone(),
+                reason: format!("invalid manifest from {url}: {e}"),
+            })?;
+        let media_type = body
+            .get("mediaType")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .or(header_type)
+            .unwrap_or_default();
+        Ok(Some(Manifest {
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+            media_type,
+            body,
+            bytes,
+        }))
+    }
+
+    /// Whether blob `digest` exists in `repository`'s repository (`HEAD`).
+    pub async fn blob_exists(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        credential: Option<&Credential>,
+    ) -> Result<bool, RegistryError> {
+        let registry = repository.registry();
+        let path = format!("/v2/{}/blobs/{digest}", repository.path());
+        let request = Request::pull(&registry, repository, Method::HEAD, path, credential);
+        let (response, url) = self.send(&request).await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(false),
+            s if s.is_success() => Ok(true),
+            status => Err(self.status_error(&request, &url, status, response).await),
+        }
+    }
+
+    /// Stores `manifest` (its exact bytes and media type) under `tag` in `repository`'s
+    /// repository; the blobs must be there already. Returns the digest.
+    pub async fn put_manifest(
+        &self,
+        repository: &Reference,
+        tag: &str,
+        manifest: &Manifest,
+        credential: Option<&Credential>,
+    ) -> Result<String, RegistryError> {
+        let registry = repository.registry();
+        let path = format!("/v2/{}/manifests/{tag}", repository.path());
+        let mut request =
+            Request::pull(&registry, repository, Method::PUT, path, credential).and_push();
+        request.body = Some((manifest.media_type.clone(), manifest.bytes.clone()));
+        let (response, url) = self.send(&request).await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            return Err(self.status_error(&request, &url, status, response).await);
+        }
+        Ok(manifest.digest.clone())
+    }
+
+    /// Looks up `reference` as a cache entry: a single-platform image manifest whose config and
+    /// layer blobs are all in the repository. A manifest list or OCI index, another media
+    /// type, or a missing blob is [`Lookup::Unusable`] (never a hit).
+    pub async fn lookup_image(
+        &self,
+        reference: &Reference,
+        credential: Option<&Credential>,
+    ) -> Result<Lookup, RegistryError> {
+        let Some(manifest) = self.get_manifest(reference, credential, true).await? else {
+            return Ok(Lookup::Missing);
+        };
+        let blobs = match manifest.blobs() {
+            Ok(blobs) => blobs,
+            Err(why) => return Ok(Lookup::Unusable(why)),
+        };
+        for blob in &blobs {
+            if !self.blob_exists(reference, blob, credential).await? {
+                return Ok(Lookup::Unusable(format!("blob {blob} is missing")));
+            }
+        }
+        Ok(Lookup::Found(manifest))
     }
 
     /// Every tag of `repository`'s repository (tag and digest ignored), following pagination.
@@ -897,6 +1094,11 @@ impl RegistryClient {
             if let Some(authorization) = authorization {
                 builder = builder.header(AUTHORIZATION, authorization);
             }
+            if let Some((content_type, body)) = &request.body {
+                builder = builder
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(body.clone());
+            }
             match builder.send().await {
                 Ok(response)
                     if loopback_first
@@ -1062,6 +1264,51 @@ mod tests {
         for (header, want) in cases {
             assert_eq!(parse_challenge(header), want, "{header}");
         }
+    }
+
+    #[test]
+    fn only_single_platform_image_manifests_are_cache_hits() {
+        let manifest = |media_type: &str, body: serde_json::Value| Manifest {
+            digest: "sha256:m".into(),
+            media_type: media_type.into(),
+            bytes: Default::default(),
+            body,
+        };
+        let image = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"digest": "sha256:c"},
+            "layers": [{"digest": "sha256:l1"}, {"digest": "sha256:l2"}]
+        });
+        assert_eq!(
+            manifest(IMAGE_MANIFEST_TYPES[0], image.clone()).blobs(),
+            Ok(vec![
+                "sha256:c".into(),
+                "sha256:l1".into(),
+                "sha256:l2".into()
+            ])
+        );
+        assert!(
+            manifest(IMAGE_MANIFEST_TYPES[1], image.clone())
+                .blobs()
+                .is_ok()
+        );
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": "sha256:m"}]});
+        for media_type in [
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        ] {
+            let why = manifest(media_type, index.clone()).blobs().unwrap_err();
+            assert!(why.starts_with("a manifest list"), "{why}");
+        }
+        let why = manifest(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            image,
+        )
+        .blobs()
+        .unwrap_err();
+        assert!(why.starts_with("not an image manifest"), "{why}");
+        let broken = serde_json::json!({"config": {}, "layers": []});
+        assert!(manifest(IMAGE_MANIFEST_TYPES[0], broken).blobs().is_err());
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub fn render_width(report: &BuildReport, width: usize) -> String {
     let mut counts = vec![format!("{built} built")];
     for (status, word) in [
         (Status::Pushed, "pushed"),
+        (Status::Retagged, "retagged"),
         (Status::WouldBuild, "would build"),
     ] {
         let n = count(status);

@@ -10,7 +10,7 @@
 use crate::support::credhelper::PassStore;
 use crate::support::harness::Project;
 use crate::support::project::{Output, TempProject, copy_dir};
-use crate::support::registry::{Account, TestRegistry, registry_tags};
+use crate::support::registry::{Account, TestRegistry, block_on, registry_tags, without_cache_tag};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -52,14 +52,6 @@ fn containers_with_label(label: &str) -> usize {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .count()
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
 }
 
 /// A request to a registry's v2 API, with basic auth when `account` is given.
@@ -148,6 +140,12 @@ fn parse_report(out: &Output) -> Value {
     })
 }
 
+/// The tags of image `key` in the registry that a run gave it, after checking that the
+/// registry content cache recorded the image under exactly one `devspace-cache-*` tag too.
+fn pushed_tags(b: &Project, key: &str, account: Option<&Account>) -> Vec<String> {
+    without_cache_tag(key, registry_tags(&b.registry, &b.repo(key), account))
+}
+
 /// The report's entry for image `key`.
 fn image_report<'a>(report: &'a Value, key: &str) -> &'a Value {
     report["images"]
@@ -226,7 +224,7 @@ fn build_push_and_skip(b: &Project, account: Option<&Account>) {
         assert_eq!(image_report(&report, key)["pushed"], true, "{key}");
         let tag = first_tag(&report, key);
         assert_eq!(
-            registry_tags(&b.registry, &b.repo(key), account),
+            pushed_tags(b, key, account),
             vec![tag.clone()],
             "{key}: the registry's tag list"
         );
@@ -505,7 +503,7 @@ fn skip_push_then_plain_build_pushes_without_rebuilding() {
         assert_eq!(status_of(&report2, key), "pushed", "{key}");
         let tag = first_tag(&report, key);
         assert_eq!(first_tag(&report2, key), tag, "{key}: same image");
-        assert_eq!(registry_tags(&b.registry, &b.repo(key), None), vec![tag]);
+        assert_eq!(pushed_tags(&b, key, None), vec![tag]);
     }
     assert!(!out.stderr.contains("Step 1/"), "{}", out.describe());
 
@@ -538,14 +536,11 @@ fn images_missing_in_registry_or_daemon_are_pushed_or_rebuilt() {
     out.assert_success();
     assert_line(&out, "api", "push: image missing in registry");
     assert_eq!(status_of(&report2, "api"), "pushed");
-    assert_eq!(
-        registry_tags(&b.registry, &b.repo("api"), None),
-        vec![tag("api")]
-    );
+    assert_eq!(pushed_tags(&b, "api", None), vec![tag("api")]);
     assert_line(&out, "worker", "rebuild: image missing in registry");
     assert_eq!(status_of(&report2, "worker"), "built");
     assert_eq!(
-        registry_tags(&b.registry, &b.repo("worker"), None),
+        pushed_tags(&b, "worker", None),
         vec![first_tag(&report2, "worker")]
     );
     assert_line(&out, "web", "skip (no change)");
@@ -847,11 +842,7 @@ fn max_concurrent_builds_and_several_tags() {
             image_report(&report, key)["tags"],
             serde_json::json!(["e2e-a", "e2e-b"])
         );
-        assert_eq!(
-            registry_tags(&b.registry, &b.repo(key), None),
-            ["e2e-a", "e2e-b"],
-            "{key}"
-        );
+        assert_eq!(pushed_tags(&b, key, None), ["e2e-a", "e2e-b"], "{key}");
     }
     assert!(
         last_line_at(&out, "[api] ") < first_line_at(&out, "[worker] ")

@@ -5,7 +5,7 @@
 
 use crate::support::harness::{Project, SERVICES, container_image};
 use crate::support::kube_fake::{FakeKube, FakeOptions};
-use crate::support::registry::TestRegistry;
+use crate::support::registry::{TestRegistry, without_cache_tag};
 use crate::support::stand_in::StandIns;
 
 fn fake_with_context(context: &str) -> FakeKube {
@@ -85,7 +85,7 @@ fn build_under_a_kind_context_still_pushes() {
     assert!(stand_ins.calls("kind").is_empty(), "{}", out.describe());
     for service in SERVICES {
         assert_eq!(
-            registry.tags(&repo_path(&q, service)),
+            without_cache_tag(service, registry.tags(&repo_path(&q, service))),
             vec![q.prefix.clone()],
             "{service}\n{}",
             out.describe()

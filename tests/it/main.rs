@@ -27,5 +27,6 @@ mod kube_real;
 mod local_clusters;
 mod quickstart;
 mod registry;
+mod registry_cache;
 mod render;
 mod v6;

@@ -256,7 +256,13 @@ fn quickstart_builds_pushes_and_then_skips() {
     assert!(!project.exists(".devspace"));
     let prefix = format!("qs{}", std::process::id());
     let var = format!("TAG_PREFIX={prefix}");
-    let first = project.devspace().args(["build", "--var", &var]).run();
+    // The example's repositories are the same for every run on this machine, so an earlier
+    // run's push is in the registry cache: this first build leaves it out to build for sure
+    // (the cache is checked at the end, and in registry_cache.rs).
+    let first = project
+        .devspace()
+        .args(["build", "--no-registry-cache", "--var", &var])
+        .run();
     first.assert_success();
     for service in SERVICES {
         assert!(
@@ -302,6 +308,20 @@ fn quickstart_builds_pushes_and_then_skips() {
         "{}",
         dry.describe()
     );
+    // Another copy of the example builds nothing: the registry has all three.
+    let clone = quickstart();
+    let elsewhere = clone.devspace().args(["build", "--var", &var]).run();
+    elsewhere.assert_success();
+    for service in SERVICES {
+        assert!(
+            elsewhere.stderr.contains(&format!(
+                "[{service}] skip (found in registry: built elsewhere): {}:devspace-cache-",
+                image_name(service)
+            )),
+            "{}",
+            elsewhere.describe()
+        );
+    }
 }
 
 /// A copy of the example holds what git sees and nothing a local run left behind: with a stray

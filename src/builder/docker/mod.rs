@@ -272,6 +272,27 @@ impl DockerDaemon {
         }
     }
 
+    /// Tags image `source` (reference or ID) as `repository:tag`, like `docker tag`.
+    pub async fn tag_image(
+        &self,
+        source: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Result<(), DaemonError> {
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repository)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|source_error| DaemonError::Api {
+                host: self.endpoint.host.clone(),
+                action: format!("tag image {source} as {repository}:{tag}"),
+                source: Box::new(source_error),
+            })
+    }
+
     /// Force-removes containers a cancelled build left running and waits until they are
     /// gone, so a cancelled build leaves nothing behind. Best effort: errors are ignored.
     pub(crate) async fn remove_containers(&self, ids: &[String]) {

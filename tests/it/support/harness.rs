@@ -235,6 +235,32 @@ impl Project {
         self
     }
 
+    /// Another clone of this project: its files (without `.devspace/`) copied to a new folder,
+    /// with a new empty `HOME` and a new `DOCKER_CONFIG` holding the same `config.json`, the
+    /// same images (namespace, build args) and run arguments. What a teammate, a CI job or a
+    /// second laptop has.
+    pub fn clone_elsewhere(&self) -> Self {
+        let project = TempProject::new();
+        super::project::copy_dir(self.path(), project.path()).expect("copy the project");
+        let _ = std::fs::remove_dir_all(project.join(".devspace"));
+        let docker_config = temp_dir("devspace-test-docker-");
+        std::fs::copy(
+            self.docker_config.path().join("config.json"),
+            docker_config.path().join("config.json"),
+        )
+        .expect("copy config.json");
+        Project {
+            project,
+            docker_config,
+            home: self.home.as_ref().map(|_| temp_dir("devspace-test-home-")),
+            registry: self.registry.clone(),
+            namespace: self.namespace.clone(),
+            prefix: self.prefix.clone(),
+            global_args: self.global_args.clone(),
+            env: self.env.clone(),
+        }
+    }
+
     /// Stores `user`/`password` for the registry in `config.json` `auths`, as `docker login`.
     pub fn with_auths(self, user: &str, password: &str) -> Self {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));

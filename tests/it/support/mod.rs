@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: temporary projects and the binary runner
 //! (`project`), the project harness for end-to-end runs with unique image names (`harness`),
-//! the fake Kubernetes API server (`kube_fake`), registries on free ports (`registry`), a real
+//! the fake Kubernetes API server (`kube_fake`), registries on free ports (`registry`) and a
+//! proxy that makes one refuse or hold our writes (`registry_proxy`), a real
 //! credential helper (`credhelper`), stand-in CLIs that record their arguments (`stand_in`),
 //! and the check that the test services are up (`services`, [`require_services!`]).
 
@@ -27,5 +28,6 @@ pub mod kube_fake;
 pub mod kube_real;
 pub mod project;
 pub mod registry;
+pub mod registry_proxy;
 pub mod services;
 pub mod stand_in;

@@ -91,15 +91,30 @@ enum AuthKind {
     Token,
 }
 
+/// The tags of a pushed image's repository without the registry content cache's
+/// `devspace-cache-*` tag, after checking that there is exactly one (every push records one).
+pub fn without_cache_tag(what: &str, tags: Vec<String>) -> Vec<String> {
+    let (cache, tags): (Vec<String>, Vec<String>) = tags
+        .into_iter()
+        .partition(|t| t.starts_with("devspace-cache-"));
+    assert_eq!(cache.len(), 1, "{what}: one registry cache tag: {cache:?}");
+    tags
+}
+
+/// Runs `f` to completion on a fresh single-threaded runtime (for sync tests).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
 /// The tag list of `repo` in the registry at `host` (empty when the repository does not
 /// exist), sorted; asked with basic auth when `account` is given.
 pub fn registry_tags(host: &str, repo: &str, account: Option<&Account>) -> Vec<String> {
     let url = format!("http://{host}/v2/{repo}/tags/list");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let body: serde_json::Value = runtime.block_on(async {
+    let body: serde_json::Value = block_on(async {
         let mut request = reqwest::Client::new().get(&url);
         if let Some(a) = account {
             request = request.basic_auth(&a.user, Some(&a.password));
