@@ -15,10 +15,10 @@ use crate::kube::pull_secrets::{
     PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,
     pull_secret_registries,
 };
-use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings};
 use crate::pipeline::dispatch::{BuildOptions, BuildRun, build_images, profile_key};
 use crate::pipeline::plan::LocalTarget;
+use crate::process::Tools;
 use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::Registry;
 use crate::ui::{UiOptions, print_error, summary, write_stderr};

@@ -11,9 +11,9 @@ use bollard::models::BuildInfo;
 
 use crate::builder::BuildEvent;
 use crate::builder::lines::{
-    LineSplitter, LogTail, parse_buildkit_step, parse_removed_container, parse_running_container,
-    parse_step,
+    LogTail, parse_buildkit_step, parse_removed_container, parse_running_container, parse_step,
 };
+use crate::process::lines::LineSplitter;
 
 /// Running state of one build's output.
 #[derive(Debug)]
