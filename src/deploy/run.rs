@@ -164,10 +164,7 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
             .and_then(|p| p.as_object())
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        if let Err(e) =
-            crate::pipeline_script::live::ensure_v6_pull_secrets(loaded, client, &names, silent)
-                .await
-        {
+        if let Err(e) = ensure_v6_pull_secrets(loaded, client, &names, silent).await {
             write_stderr(&format!("warning: {e}\n"));
         }
         return;
@@ -193,6 +190,42 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
             false => write_stderr(&format!("warning: {line}\n")),
         }
     }
+}
+
+/// `ensure_pull_secrets` of a DevSpace 6 config (the `ensure_pull_secrets` pipeline step, and `devspace dev`), printing one
+/// line per secret and ServiceAccount; failures only warn, as in DevSpace.
+pub async fn ensure_v6_pull_secrets(
+    loaded: &Loaded,
+    client: &KubeClient,
+    names: &[String],
+    silent: bool,
+) -> Result<(), String> {
+    let (reports, skipped) =
+        crate::kube::pull_secrets_v6::ensure(client, loaded.config.other.get("pullSecrets"), names)
+            .await?;
+    for (name, why) in &skipped {
+        write_stderr(&format!("warning: pull secret {name}: {why}\n"));
+    }
+    for report in &reports {
+        let lines = report
+            .secrets
+            .iter()
+            .map(|s| (s.to_string(), s.result.is_ok()))
+            .chain(
+                report
+                    .service_accounts
+                    .iter()
+                    .map(|s| (s.to_string(), s.result.is_ok())),
+            );
+        for (line, ok) in lines {
+            match ok {
+                true if !silent => write_stderr(&format!("{line}\n")),
+                true => {}
+                false => write_stderr(&format!("warning: {line}\n")),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The local cluster `client` talks to, if any, for image delivery without a registry.
