@@ -12,8 +12,8 @@ use crate::exit::ExitCode;
 use crate::image::cache::Cache;
 use crate::kube::client::KubeClient;
 use crate::kube::pull_secrets::{
-    PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,
-    pull_secret_registries,
+    PullSecretOptions, PullSecretReport, ensure_pull_secrets, plan_pull_secrets,
+    pull_secret_namespaces, pull_secret_registries,
 };
 use crate::kube::{KubeError, KubeSettings};
 use crate::pipeline::dispatch::{BuildOptions, BuildRun, build_images, profile_key};
@@ -173,6 +173,12 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
         return;
     }
     let report = ensure_pull_secrets(client, &plan, &PullSecretOptions::default()).await;
+    print_pull_secret_report(&report, silent);
+}
+
+/// One line per secret and ServiceAccount (only failures when `silent`); failures only warn,
+/// as in DevSpace.
+fn print_pull_secret_report(report: &PullSecretReport, silent: bool) {
     let lines = report
         .secrets
         .iter()
@@ -192,8 +198,8 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
     }
 }
 
-/// `ensure_pull_secrets` of a DevSpace 6 config (the `ensure_pull_secrets` pipeline step, and `devspace dev`), printing one
-/// line per secret and ServiceAccount; failures only warn, as in DevSpace.
+/// `ensure_pull_secrets` of a DevSpace 6 config (the pipeline step, and `devspace dev`),
+/// printing one line per secret and ServiceAccount; failures only warn, as in DevSpace.
 pub async fn ensure_v6_pull_secrets(
     loaded: &Loaded,
     client: &KubeClient,
@@ -207,23 +213,7 @@ pub async fn ensure_v6_pull_secrets(
         write_stderr(&format!("warning: pull secret {name}: {why}\n"));
     }
     for report in &reports {
-        let lines = report
-            .secrets
-            .iter()
-            .map(|s| (s.to_string(), s.result.is_ok()))
-            .chain(
-                report
-                    .service_accounts
-                    .iter()
-                    .map(|s| (s.to_string(), s.result.is_ok())),
-            );
-        for (line, ok) in lines {
-            match ok {
-                true if !silent => write_stderr(&format!("{line}\n")),
-                true => {}
-                false => write_stderr(&format!("warning: {line}\n")),
-            }
-        }
+        print_pull_secret_report(report, silent);
     }
     Ok(())
 }
