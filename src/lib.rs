@@ -15,6 +15,7 @@ pub mod image;
 pub mod kube;
 pub mod pipeline;
 pub mod pipeline_script;
+pub mod process;
 pub mod registry;
 pub mod safe_fs;
 pub mod signals;

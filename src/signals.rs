@@ -29,6 +29,7 @@ pub fn install() -> CancellationToken {
             "interrupted: stopping builds (press Ctrl-C again to exit at once)\n",
         );
         t.cancel();
+        crate::process::interrupt();
         if tokio::signal::ctrl_c().await.is_ok() {
             std::process::exit(ExitCode::Interrupted as i32);
         }

@@ -4,7 +4,8 @@
 //! `appendArgs…`; 5.x `imageTagOnly`/`skipImageArg` honoured), running it without a shell
 //! in the project root with the inherited environment, and turning its output and exit
 //! status into events and errors. The command pushes by itself if it wants to; this builder
-//! never pushes.
+//! never pushes. The process itself (its own process group, killed as a whole on Ctrl-C,
+//! merged output lines) is [`crate::process::stream`].
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -14,12 +15,12 @@ use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::lines::LogTail;
-use super::process::{self, ProcessError, ProcessOutcome, ProcessSpec};
 use super::{
     BuildError, BuildEvent, BuildOutcome, BuildRequest, ContextBody, ERROR_TAIL_LINES, EventSink,
     ImageBuilder,
 };
 use crate::config::model::CustomConfig;
+use crate::process::{self, RunError, Spec, Streamed};
 
 /// Runs `build.custom` for one image.
 #[derive(Debug, Clone)]
@@ -80,42 +81,41 @@ impl CustomBuilder {
             tail.push(&line);
             events.emit(BuildEvent::Log(line));
         };
-        let spec = ProcessSpec {
-            program: program.as_os_str(),
-            args: &args,
-            cwd: Some(&self.project_root),
-            env: &[],
-            stdin: None,
-        };
-        let outcome = process::run(spec, &mut on_line, cancel).await;
+        let spec = Spec::new(&program).args(&args).cwd(&self.project_root);
+        let outcome = process::stream(&spec, None, &mut on_line, cancel).await;
         let command = self.config.command.clone();
         match outcome {
-            Ok(ProcessOutcome::Exited { status, .. }) if status.success() => Ok(BuildOutcome {
+            Ok(Streamed::Exited { status, .. }) if status.success() => Ok(BuildOutcome {
                 image_id: None,
                 references: request.references(),
                 pushed: false,
                 digest: None,
             }),
-            Ok(ProcessOutcome::Exited { status, .. }) => Err(BuildError::CommandFailed {
+            Ok(Streamed::Exited { status, .. }) => Err(BuildError::CommandFailed {
                 image: image.clone(),
                 command,
                 status: status.to_string(),
                 last_lines: tail.to_vec(),
             }),
-            Ok(ProcessOutcome::Cancelled) => Err(BuildError::Cancelled {
+            Ok(Streamed::Cancelled) => Err(BuildError::Cancelled {
                 image: image.clone(),
             }),
-            Err(ProcessError::NotFound) => Err(BuildError::CommandNotFound {
+            Err(RunError::Missing { .. }) => Err(BuildError::CommandNotFound {
                 image: image.clone(),
                 command,
             }),
-            Err(ProcessError::Io(source) | ProcessError::Producer(source)) => {
+            Err(RunError::Spawn { source, .. } | RunError::Input { source, .. }) => {
                 Err(BuildError::Spawn {
                     image: image.clone(),
                     command,
                     source,
                 })
             }
+            Err(other) => Err(BuildError::Spawn {
+                image: image.clone(),
+                command,
+                source: std::io::Error::other(other.to_string()),
+            }),
         }
     }
 }

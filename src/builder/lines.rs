@@ -2,60 +2,11 @@
 //!
 //! Docker sends build output in arbitrary chunks (`{"stream":"Step 1/3 : FROM busybox\n"}`,
 //! partial lines, several lines at once), processes write whatever their buffers hold. This
-//! module owns the reassembly into whole lines ([`LineSplitter`]), recognising the classic
-//! builder's step lines ([`parse_step`]), and keeping the last lines for error reports
-//! ([`LogTail`]).
+//! module recognises the classic builder's step lines ([`parse_step`]) and keeps the last lines
+//! for error reports ([`LogTail`]); the reassembly into whole lines is
+//! [`crate::process::lines::LineSplitter`], shared with every streamed process.
 
 use std::collections::VecDeque;
-
-/// Reassembles chunks of output into whole lines.
-///
-/// Lines end at `\n`; a trailing `\r` is dropped and text before an inner `\r` is discarded
-/// (a terminal would have overwritten it). Invalid UTF-8 is replaced, never an error.
-#[derive(Debug, Default)]
-pub struct LineSplitter {
-    pending: Vec<u8>,
-}
-
-impl LineSplitter {
-    /// An empty splitter.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a chunk and returns the lines it completed.
-    pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-        let mut lines = Vec::new();
-        let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            self.pending.extend_from_slice(&rest[..pos]);
-            lines.push(finish_line(&self.pending));
-            self.pending.clear();
-            rest = &rest[pos + 1..];
-        }
-        self.pending.extend_from_slice(rest);
-        lines
-    }
-
-    /// Returns the unterminated last line, if any (call at end of output).
-    pub fn finish(&mut self) -> Option<String> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let line = finish_line(&self.pending);
-        self.pending.clear();
-        Some(line)
-    }
-}
-
-fn finish_line(raw: &[u8]) -> String {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let visible = match raw.iter().rposition(|&b| b == b'\r') {
-        Some(pos) => &raw[pos + 1..],
-        None => raw,
-    };
-    String::from_utf8_lossy(visible).into_owned()
-}
 
 /// A classic-builder step line: `Step 2/5 : RUN make` → `(2, 5, "RUN make")`.
 pub fn parse_step(line: &str) -> Option<(u32, u32, &str)> {
@@ -131,31 +82,6 @@ impl LogTail {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn split_all(chunks: &[&[u8]]) -> Vec<String> {
-        let mut s = LineSplitter::new();
-        let mut out: Vec<String> = chunks.iter().flat_map(|c| s.push(c)).collect();
-        out.extend(s.finish());
-        out
-    }
-
-    #[test]
-    fn splitter_table() {
-        let cases: &[(&[&[u8]], &[&str])] = &[
-            (&[b"a\nb\n"], &["a", "b"]),
-            (&[b"par", b"tial\n"], &["partial"]),
-            (&[b"no newline"], &["no newline"]),
-            (&[b"crlf\r\n"], &["crlf"]),
-            (&[b"10%\r50%\r100%\n"], &["100%"]),
-            (&[b"\n"], &[""]),
-            (&[b"a", b"", b"\nb"], &["a", "b"]),
-            (&[b"bad \xff utf8\n"], &["bad \u{fffd} utf8"]),
-            (&[], &[]),
-        ];
-        for (chunks, want) in cases {
-            assert_eq!(split_all(chunks), *want, "chunks {chunks:?}");
-        }
-    }
 
     #[test]
     fn step_table() {

@@ -14,18 +14,14 @@ pub mod custom;
 pub mod docker;
 pub mod kaniko;
 pub mod lines;
-mod process;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bollard::auth::DockerCredentials;
-use bytes::Bytes;
 use futures_util::FutureExt;
-use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +39,7 @@ pub use docker::{
 ///
 /// A producer that fails part-way must yield `Err`: the builders then abort the upload instead
 /// of letting the daemon build a truncated context.
-pub type ContextBody = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send + 'static>>;
+pub type ContextBody = crate::process::Body;
 
 /// Everything a builder needs to know about one image, independent of the builder kind.
 #[derive(Clone, Default)]

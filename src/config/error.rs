@@ -59,7 +59,7 @@ impl Location {
         let mut shown = String::from(cut_left);
         let mut lead = String::from(if from > 0 { " " } else { "" });
         for (i, c) in chars[from..to].iter().enumerate() {
-            let piece = crate::ui::escape(c.encode_utf8(&mut [0; 4])).into_owned();
+            let piece = crate::diagnostic::escape(c.encode_utf8(&mut [0; 4])).into_owned();
             if from + i < col {
                 let blank = if *c == '\t' { '\t' } else { ' ' };
                 lead.extend(std::iter::repeat_n(blank, piece.chars().count()));

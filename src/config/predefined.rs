@@ -207,11 +207,8 @@ fn find_git_dir(start: &Path) -> Option<PathBuf> {
 }
 
 fn git_cli(root: &Path, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .output()
-        .ok()?;
+    // In our process group, no timeout: git answers these from local files.
+    let out = crate::process::run(&crate::process::Spec::new("git").args(args).cwd(root)).ok()?;
     let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (out.status.success() && !s.is_empty() && s != "HEAD").then_some(s)
 }

@@ -10,6 +10,7 @@ use super::error::ConfigError;
 use super::predefined::Predefined;
 use super::yaml::limits::{MAX_VAR_STRING_BYTES, MAX_VAR_TOTAL_BYTES};
 use super::yaml::{Node, ScalarType, Value};
+use crate::process::{self, RunError, Spec};
 use std::collections::{BTreeMap, HashMap};
 
 /// One `${...}` occurrence inside a string.
@@ -358,12 +359,10 @@ impl Asker for TerminalAsker {
     }
 }
 
+/// `stty` works on the terminal it gets as stdin, in the foreground (no timeout).
 fn stty(arg: &str) -> bool {
-    std::process::Command::new("stty")
-        .arg(arg)
-        .stdin(std::process::Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
+    crate::process::run(&crate::process::Spec::new("stty").arg(arg).inherit_stdin())
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Resolves variable names, each once per load.
@@ -588,24 +587,25 @@ impl<'a> Resolver<'a> {
             args.push(expand(a, &mut lookup)?);
         }
         // Like DevSpace: a bare command string runs in a shell, with args it runs directly.
-        let output = if args.is_empty() {
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .output()
+        // No timeout (DevSpace has none; a command may legitimately take long): it stays in
+        // our process group, so Ctrl-C at the terminal stops it and what it started.
+        let spec = if args.is_empty() {
+            Spec::shell(&command)
         } else {
-            std::process::Command::new(&command).args(&args).output()
-        }
-        .map_err(|e| err(format!("cannot run `{command}`: {e}")))?;
+            Spec::new(&command).args(&args)
+        };
+        let output = process::run(&spec).map_err(|e| match e {
+            RunError::Spawn { source, .. } => err(format!("cannot run `{command}`: {source}")),
+            other => err(format!("cannot run `{command}`: {other}")),
+        })?;
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(err(format!(
                 "command `{command}` failed ({}): {}",
                 output.status,
-                stderr.trim()
+                output.stderr_text()
             )));
         }
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        Ok(output.stdout_text())
     }
 }
 

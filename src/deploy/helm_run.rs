@@ -10,8 +10,7 @@
 
 use crate::config::DeploymentConfig;
 use crate::deploy::helm::local_chart_dir;
-use crate::kube::Tools;
-use crate::kube::tools::{ToolError, command_line};
+use crate::process::{RunError, Tools, command_line};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +77,7 @@ pub enum HelmRunError {
     #[error("deployment `{deployment}`: {source}")]
     Helm {
         deployment: String,
-        source: ToolError,
+        source: RunError,
     },
 }
 
@@ -263,17 +262,17 @@ pub async fn run_helm(
 }
 
 /// Masks the password should `helm` echo it in its output.
-fn mask(error: ToolError, password: Option<&str>) -> ToolError {
+fn mask(error: RunError, password: Option<&str>) -> RunError {
     let Some(password) = password else {
         return error;
     };
     match error {
-        ToolError::Failed {
+        RunError::Failed {
             command,
             status,
             stderr,
             stdout,
-        } => ToolError::Failed {
+        } => RunError::Failed {
             command,
             status,
             stderr: stderr.replace(password, "***"),

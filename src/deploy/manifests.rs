@@ -9,11 +9,11 @@
 //! `kubectl kustomize DIR` when only kubectl is installed.
 
 use crate::deploy::DeployError;
+use crate::process::{self, Spec, Tools};
 use globset::GlobBuilder;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// One manifest source and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,27 +220,22 @@ pub enum KustomizeTool {
 }
 
 impl KustomizeTool {
-    fn command(&self, dir: &Path) -> Command {
+    fn spec(&self, dir: &Path) -> Spec {
         let (program, verb) = match self {
             KustomizeTool::Kustomize(p) => (p, "build"),
             KustomizeTool::Kubectl(p) => (p, "kustomize"),
         };
-        let mut command = Command::new(program);
-        command.arg(verb).arg(dir);
-        command
+        Spec::new(program).arg(verb).arg(dir)
     }
 }
 
 /// `kustomize` if it is in `path_var` (a `PATH` value), else `kubectl`, else `None`.
 pub fn find_kustomize(path_var: Option<&OsStr>) -> Option<KustomizeTool> {
-    let find = |name: &str| {
-        std::env::split_paths(path_var?)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    };
-    find("kustomize")
+    let tools = Tools::with_path(path_var?);
+    tools
+        .find("kustomize")
         .map(KustomizeTool::Kustomize)
-        .or_else(|| find("kubectl").map(KustomizeTool::Kubectl))
+        .or_else(|| tools.find("kubectl").map(KustomizeTool::Kubectl))
 }
 
 fn run_kustomize(
@@ -249,26 +244,19 @@ fn run_kustomize(
     dir: &Path,
     args: &[String],
 ) -> Result<String, DeployError> {
-    let mut command = tool.command(dir);
-    command.args(args);
-    let shown = format!(
-        "{} {}",
-        command.get_program().to_string_lossy(),
-        command
-            .get_args()
-            .map(OsStr::to_string_lossy)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let spec = tool.spec(dir).args(args);
     let failed = |message: String| DeployError::KustomizeFailed {
         deployment: deployment.to_owned(),
-        command: shown.clone(),
+        command: spec.command(),
         message,
     };
-    let output = command.output().map_err(|e| failed(e.to_string()))?;
+    let output = process::run(&spec).map_err(|e| failed(e.to_string()))?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(failed(format!("{}: {}", output.status, stderr.trim())));
+        return Err(failed(format!(
+            "{}: {}",
+            output.status,
+            output.stderr_text()
+        )));
     }
     String::from_utf8(output.stdout).map_err(|_| failed("output is not UTF-8".to_owned()))
 }
@@ -385,6 +373,7 @@ mod tests {
 
     #[test]
     fn kustomize_preferred_over_kubectl() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().expect("tempdir");
         let only_kubectl = dir.path().join("a");
         let both = dir.path().join("b");
@@ -394,7 +383,10 @@ mod tests {
         ] {
             std::fs::create_dir_all(d).expect("mkdir");
             for name in names {
-                std::fs::write(d.join(name), "").expect("write");
+                let file = d.join(name);
+                std::fs::write(&file, "").expect("write");
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
             }
         }
         let empty = dir.path().join("empty");

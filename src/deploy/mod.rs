@@ -16,7 +16,6 @@ pub mod replace;
 pub mod run;
 
 mod error;
-mod reference;
 
 pub use crate::yaml::Error as YamlSyntaxError;
 pub use error::DeployError;

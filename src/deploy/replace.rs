@@ -37,7 +37,7 @@
 
 use crate::config::Config;
 use crate::deploy::YamlSyntaxError;
-use crate::deploy::reference::{self, Reference};
+use crate::registry::reference::Written;
 use crate::yaml::ScalarStyle;
 use crate::yaml::{self, Edit, Map, Node, Value};
 use indexmap::IndexMap;
@@ -113,7 +113,7 @@ impl ImageTable {
             .map(|(key, image)| Entry {
                 key: key.to_owned(),
                 image: image.to_owned(),
-                canonical: reference::parse(image).map(|r| r.canonical),
+                canonical: Written::parse(image).map(|r| r.canonical()),
                 tag: tags.get(key).filter(|t| !t.tag.is_empty()).cloned(),
             })
             .collect();
@@ -124,20 +124,20 @@ impl ImageTable {
     }
 
     /// The image with a tag whose repository `value` names, with the parsed value.
-    fn lookup<'v>(&self, value: &'v str) -> Option<(&Entry, &ImageTag, Reference<'v>)> {
-        let parsed = reference::parse(value)?;
-        self.entries.iter().find_map(|e| match &e.tag {
-            Some(tag) if e.canonical.as_deref() == Some(parsed.canonical.as_str()) => {
-                Some((e, tag, parsed.clone()))
-            }
+    fn lookup<'v>(&self, value: &'v str) -> Option<(&Entry, &ImageTag, Written<'v>)> {
+        let parsed = Written::parse(value)?;
+        let canonical = parsed.canonical();
+        let (entry, tag) = self.entries.iter().find_map(|e| match &e.tag {
+            Some(tag) if e.canonical.as_deref() == Some(canonical.as_str()) => Some((e, tag)),
             _ => None,
-        })
+        })?;
+        Some((entry, tag, parsed))
     }
 
     /// The image a helper argument names: an image key first, else a matching reference.
     fn by_name(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.key == name).or_else(|| {
-            let canonical = reference::parse(name)?.canonical;
+            let canonical = Written::parse(name)?.canonical();
             self.entries
                 .iter()
                 .find(|e| e.canonical.as_deref() == Some(canonical.as_str()))
@@ -307,7 +307,7 @@ impl Walk<'_> {
         let Some((entry, tag, parsed)) = self.table.lookup(value) else {
             return;
         };
-        let after = format!("{}:{}", parsed.written, self.table.tag_text(tag));
+        let after = format!("{}:{}", parsed.name, self.table.tag_text(tag));
         let key = entry.key.clone();
         self.set(node, key, after);
     }
@@ -374,15 +374,15 @@ impl Walk<'_> {
             let with_registry = || {
                 let registry = value_at(registry_at?);
                 let (entry, tag, _) = table.lookup(&format!("{registry}/{repo}"))?;
-                Some((entry, tag, reference::parse(repo)?))
+                Some((entry, tag, Written::parse(repo)?))
             };
             let Some((entry, tag, parsed)) = table.lookup(repo).or_else(with_registry) else {
                 continue;
             };
             let key = entry.key.clone();
             let mut handled = vec![repo_at, tag_at];
-            if parsed.tag.is_some() || parsed.digest.is_some() {
-                let bare = parsed.written.to_owned();
+            if parsed.reference.tag().is_some() || parsed.reference.digest().is_some() {
+                let bare = parsed.name.to_owned();
                 self.set_at(node_at(repo_at), key.clone(), bare);
             }
             let digest = tag.digest.as_ref().filter(|_| self.table.use_digests);

@@ -12,13 +12,13 @@ use crate::exit::ExitCode;
 use crate::image::cache::Cache;
 use crate::kube::client::KubeClient;
 use crate::kube::pull_secrets::{
-    PullSecretOptions, ensure_pull_secrets, plan_pull_secrets, pull_secret_namespaces,
-    pull_secret_registries,
+    PullSecretOptions, PullSecretReport, ensure_pull_secrets, plan_pull_secrets,
+    pull_secret_namespaces, pull_secret_registries,
 };
-use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings};
 use crate::pipeline::dispatch::{BuildOptions, BuildRun, build_images, profile_key};
 use crate::pipeline::plan::LocalTarget;
+use crate::process::Tools;
 use crate::registry::credentials::{Credential, DockerConfig};
 use crate::registry::reference::Registry;
 use crate::ui::{UiOptions, print_error, summary, write_stderr};
@@ -164,10 +164,7 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
             .and_then(|p| p.as_object())
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        if let Err(e) =
-            crate::pipeline_script::live::ensure_v6_pull_secrets(loaded, client, &names, silent)
-                .await
-        {
+        if let Err(e) = ensure_v6_pull_secrets(loaded, client, &names, silent).await {
             write_stderr(&format!("warning: {e}\n"));
         }
         return;
@@ -176,6 +173,12 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
         return;
     }
     let report = ensure_pull_secrets(client, &plan, &PullSecretOptions::default()).await;
+    print_pull_secret_report(&report, silent);
+}
+
+/// One line per secret and ServiceAccount (only failures when `silent`); failures only warn,
+/// as in DevSpace.
+fn print_pull_secret_report(report: &PullSecretReport, silent: bool) {
     let lines = report
         .secrets
         .iter()
@@ -193,6 +196,26 @@ pub async fn ensure_secrets(loaded: &Loaded, client: &KubeClient, silent: bool) 
             false => write_stderr(&format!("warning: {line}\n")),
         }
     }
+}
+
+/// `ensure_pull_secrets` of a DevSpace 6 config (the pipeline step, and `devspace dev`),
+/// printing one line per secret and ServiceAccount; failures only warn, as in DevSpace.
+pub async fn ensure_v6_pull_secrets(
+    loaded: &Loaded,
+    client: &KubeClient,
+    names: &[String],
+    silent: bool,
+) -> Result<(), String> {
+    let (reports, skipped) =
+        crate::kube::pull_secrets_v6::ensure(client, loaded.config.other.get("pullSecrets"), names)
+            .await?;
+    for (name, why) in &skipped {
+        write_stderr(&format!("warning: pull secret {name}: {why}\n"));
+    }
+    for report in &reports {
+        print_pull_secret_report(report, silent);
+    }
+    Ok(())
 }
 
 /// The local cluster `client` talks to, if any, for image delivery without a registry.

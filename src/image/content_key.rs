@@ -38,7 +38,7 @@
 //! Custom builders have no content key: their command may read anything (tools, environment,
 //! files outside `onChange`), so nothing proves that two machines build the same image.
 
-use crate::config::BuilderKind;
+use crate::config::model::BuilderKind;
 use crate::image::decision::{BuilderInputs, DecisionInputs, sha256_hex};
 use std::fmt;
 

@@ -27,7 +27,7 @@
 //! gets the new tags, nothing is rebuilt. (DevSpace puts tags in its `imageConfigHash` and
 //! rebuilds; a cache written before tags left the key still matches, see [`decide`].)
 
-use crate::config::ImageConfig;
+use crate::config::model::ImageConfig;
 use crate::image::context::ContextScan;
 use crate::image::record::CachedImage;
 use indexmap::IndexMap;
@@ -923,7 +923,7 @@ pub fn relative_path(path: &Path, root: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
+    use crate::config::model::{BuildConfig, BuildOptions, CustomConfig, DockerConfig};
     use crate::image::record::{GeneratedImage, ImageRecord, PushRecord};
     use std::path::PathBuf;
 

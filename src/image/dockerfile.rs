@@ -196,17 +196,6 @@ pub fn rewrite_from(
     Ok(out)
 }
 
-/// The repository part of an image reference: without `@digest` and without `:tag`
-/// (a `:` before the last `/` is a registry port).
-pub fn repository_of(reference: &str) -> &str {
-    let without_digest = reference.split_once('@').map_or(reference, |(r, _)| r);
-    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    match without_digest[last_slash..].find(':') {
-        Some(colon) => &without_digest[..last_slash + colon],
-        None => without_digest,
-    }
-}
-
 /// An image reference inside the text and where it is.
 #[derive(Debug)]
 struct ReferenceSite {
@@ -927,20 +916,6 @@ mod tests {
                 *want,
                 "case: {name}"
             );
-        }
-    }
-
-    #[test]
-    fn repository_of_table() {
-        for (reference, repo) in [
-            ("alpine", "alpine"),
-            ("alpine:3", "alpine"),
-            ("localhost:5000/app", "localhost:5000/app"),
-            ("localhost:5000/app:v1", "localhost:5000/app"),
-            ("gcr.io/p/app@sha256:ab", "gcr.io/p/app"),
-            ("gcr.io/p/app:v1@sha256:ab", "gcr.io/p/app"),
-        ] {
-            assert_eq!(repository_of(reference), repo, "{reference}");
         }
     }
 

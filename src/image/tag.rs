@@ -131,7 +131,10 @@ pub fn check_written_tag(tag: &str) -> Result<(), String> {
         "a tag starts with a letter, digit or `_` and holds only letters, digits, `_`, `.` and `-`"
             .to_owned()
     };
-    Err(format!("invalid tag `{}`: {why}", crate::ui::escape(tag)))
+    Err(format!(
+        "invalid tag `{}`: {why}",
+        crate::diagnostic::escape(tag)
+    ))
 }
 
 /// The `-t/--tag` value parser (exit 2 before any work).

@@ -9,7 +9,7 @@
 //! `provider: minikube.sigs.k8s.io` extension minikube writes, and kind (`kind-*`) and k3d
 //! (`k3d-*`) contexts.
 
-use crate::kube::tools::{ToolError, Tools, command_line};
+use crate::process::{RunError, Tools, command_line};
 use ::kube::config::{Kubeconfig, NamedExtension};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -177,7 +177,7 @@ pub fn minikube_profiles(minikube_home: Option<&Path>) -> Vec<String> {
 pub enum LocalClusterError {
     /// `minikube docker-env` failed.
     #[error("cannot use the Docker daemon of minikube profile `{profile}`: {source}")]
-    MinikubeDockerEnv { profile: String, source: ToolError },
+    MinikubeDockerEnv { profile: String, source: RunError },
     /// `minikube docker-env` printed no `DOCKER_HOST`.
     #[error(
         "cannot use the Docker daemon of minikube profile `{profile}`: `minikube docker-env` printed no DOCKER_HOST\nhint: minikube's docker-env needs the docker container runtime (`minikube start --container-runtime=docker`)"
@@ -188,7 +188,7 @@ pub enum LocalClusterError {
     KindLoad {
         images: Vec<String>,
         cluster: String,
-        source: ToolError,
+        source: RunError,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Everything that talks to (or reasons about) a Kubernetes cluster: the client built from the
 //! kubeconfig with `--kube-context` / `-n`, image pull secrets and the `default` ServiceAccount
 //! patch, local-cluster detection (minikube, kind, k3d, Docker Desktop) with the `minikube` and
-//! `kind` adapters, and finding external CLIs (`helm`, `kind`, `minikube`) in `PATH`.
+//! `kind` adapters (run through [`crate::process`], which finds them in `PATH`).
 //!
 //! The crate `kube` is referred to as `::kube` throughout, this module being `crate::kube`.
 //! Nothing here connects at construction: [`LazyKubeClient`] builds the client on first use, and
@@ -12,7 +12,6 @@ pub mod error;
 pub mod local;
 pub mod pull_secrets;
 pub mod pull_secrets_v6;
-pub mod tools;
 
 pub use client::{KubeClient, KubeSettings, KubeTarget, LazyKubeClient, resolve_target};
 pub use error::KubeError;
@@ -22,4 +21,3 @@ pub use pull_secrets::{
     SecretOutcome, ServiceAccountOutcome, SkippedRegistry, ensure_pull_secrets, plan_pull_secrets,
     pull_secret_registries,
 };
-pub use tools::Tools;

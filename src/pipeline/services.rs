@@ -17,10 +17,10 @@ use crate::builder::{
     CustomBuilder, DaemonError, DockerDaemon, EventSink, ImageBuilder, PushRequest,
 };
 use crate::kube::local::{KindLoad, kind_load, minikube_docker_env};
-use crate::kube::tools::Tools;
 use crate::kube::{KubeError, KubeSettings, LazyKubeClient};
 use crate::pipeline::error::ImageError;
 use crate::pipeline::plan::{BuilderChoice, DaemonChoice, ImagePlan};
+use crate::process::Tools;
 use crate::registry::client::{ClientOptions, InsecureRegistries, Lookup, RegistryClient};
 use crate::registry::credentials::{Credential, CredentialError, DockerConfig};
 use crate::registry::reference::{Reference, Registry};

@@ -8,7 +8,9 @@ use super::{
     Actions, BuildStep, CliDefaults, DeployStep, PipelineError, Runner, StepError, prepare,
 };
 use crate::config::Loaded;
-use crate::deploy::run::{DeployOptions, connect, deploy_built, deploy_tags, local_target};
+use crate::deploy::run::{
+    DeployOptions, connect, deploy_built, deploy_tags, ensure_v6_pull_secrets, local_target,
+};
 use crate::deploy::{ImageTable, format_rendered, render};
 use crate::diagnostic::Diagnostic;
 use crate::exit::ExitCode;
@@ -98,42 +100,6 @@ pub async fn run_pipeline(
         }
         Err(e) => crate::ui::report(color, &e),
     }
-}
-
-/// `ensure_pull_secrets` of a DevSpace 6 config (also used by `devspace dev`), printing one
-/// line per secret and ServiceAccount; failures only warn, as in DevSpace.
-pub async fn ensure_v6_pull_secrets(
-    loaded: &Loaded,
-    client: &KubeClient,
-    names: &[String],
-    silent: bool,
-) -> Result<(), String> {
-    let (reports, skipped) =
-        crate::kube::pull_secrets_v6::ensure(client, loaded.config.other.get("pullSecrets"), names)
-            .await?;
-    for (name, why) in &skipped {
-        write_stderr(&format!("warning: pull secret {name}: {why}\n"));
-    }
-    for report in &reports {
-        let lines = report
-            .secrets
-            .iter()
-            .map(|s| (s.to_string(), s.result.is_ok()))
-            .chain(
-                report
-                    .service_accounts
-                    .iter()
-                    .map(|s| (s.to_string(), s.result.is_ok())),
-            );
-        for (line, ok) in lines {
-            match ok {
-                true if !silent => write_stderr(&format!("{line}\n")),
-                true => {}
-                false => write_stderr(&format!("warning: {line}\n")),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The pipeline steps of one run, on the real services.

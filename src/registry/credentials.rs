@@ -13,10 +13,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
@@ -30,6 +30,7 @@ use super::reference::{
     convert_to_hostname,
 };
 use super::truncate_message;
+use crate::process::{self, RunError, Spec};
 
 /// The user name credential helpers report for an identity (refresh) token.
 pub const IDENTITY_TOKEN_USERNAME: &str = "<token>";
@@ -39,6 +40,8 @@ pub const CONFIG_FILE_NAME: &str = "config.json";
 const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Helper error output is quoted in errors; keep it short.
 const HELPER_MESSAGE_MAX: usize = 300;
+/// The most a helper may print (per stream); a credential is a few kilobytes at most.
+const HELPER_OUTPUT_MAX: usize = 1024 * 1024;
 
 /// A password, token or other secret. `Debug` and `Display` print `<redacted>`; only
 /// [`Secret::expose`] gives the value, so it cannot end up in logs by accident.
@@ -770,7 +773,8 @@ impl CredentialHelper {
         }
     }
 
-    /// Runs `docker-credential-<name> <action>` with `input` on stdin, bounded by a timeout.
+    /// Runs `docker-credential-<name> <action>` with `input` on stdin, bounded by a timeout
+    /// (the helper and whatever it started are killed when it runs out).
     fn run(
         &self,
         action: &'static str,
@@ -778,69 +782,37 @@ impl CredentialHelper {
         input: &[u8],
     ) -> Result<HelperRun, CredentialError> {
         let program = self.program();
-        let mut child = Command::new(&program)
-            .arg(action)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    CredentialError::HelperMissing {
-                        program: program.clone(),
-                        config: self.config.clone(),
-                    }
-                } else {
-                    self.failed(action, server, format!("cannot start: {e}"))
-                }
-            })?;
-        // Readers run on their own threads so a chatty helper cannot block on a full pipe.
-        let stdout = child.stdout.take().map(read_all_in_thread);
-        let stderr = child.stderr.take().map(read_all_in_thread);
-        if let Some(mut stdin) = child.stdin.take() {
-            // A helper that exits without reading its input is judged by its exit status.
-            let _ = stdin.write_all(input);
-        }
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if started.elapsed() >= self.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(CredentialError::HelperTimeout {
-                        program,
-                        action,
-                        server: server.to_owned(),
-                        timeout: self.timeout,
-                    });
-                }
-                Ok(None) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => return Err(self.failed(action, server, format!("cannot wait: {e}"))),
+        let spec = self
+            .env
+            .iter()
+            .fold(Spec::new(&program).arg(action), |spec, (k, v)| {
+                spec.env(k, v)
+            })
+            .stdin_bytes(input)
+            .timeout(self.timeout)
+            .output_cap(HELPER_OUTPUT_MAX);
+        let output = process::run(&spec).map_err(|e| match e {
+            RunError::Missing { .. } => CredentialError::HelperMissing {
+                program: program.clone(),
+                config: self.config.clone(),
+            },
+            RunError::TimedOut { .. } => CredentialError::HelperTimeout {
+                program: program.clone(),
+                action,
+                server: server.to_owned(),
+                timeout: self.timeout,
+            },
+            RunError::Spawn { source, .. } => {
+                self.failed(action, server, format!("cannot start: {source}"))
             }
-        };
-        let join = |reader: Option<std::thread::JoinHandle<Vec<u8>>>| {
-            reader.and_then(|r| r.join().ok()).unwrap_or_default()
-        };
+            other => self.failed(action, server, other.to_string()),
+        })?;
         Ok(HelperRun {
-            status,
-            stdout: join(stdout),
-            stderr: join(stderr),
+            status: output.status,
+            stdout: output.stdout,
+            stderr: output.stderr,
         })
     }
-}
-
-fn read_all_in_thread<R: Read + Send + 'static>(mut reader: R) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = reader.read_to_end(&mut buf);
-        buf
-    })
 }
 
 impl crate::diagnostic::Diagnostic for CredentialError {
@@ -1149,6 +1121,7 @@ mod tests {
     #[test]
     fn a_hanging_helper_is_stopped_and_named() {
         use std::os::unix::fs::PermissionsExt;
+        use std::time::Instant;
         let dir = tempfile::tempdir().unwrap();
         let helper = dir.path().join("docker-credential-devspace-test-hangs");
         std::fs::write(&helper, "#!/bin/sh\nexec sleep 30\n").unwrap();

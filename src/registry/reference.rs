@@ -1,11 +1,19 @@
-//! Docker image references: parsing (the distribution grammar, with Docker's normalisation of
-//! Hub names), the registry an image lives in, and the names derived from it (credential key,
-//! pull-secret name, display name). Pure functions only; no I/O.
+//! Docker image references, the one parser: parsing (the distribution grammar, with Docker's
+//! normalisation of Hub names), the registry an image lives in, and the names derived from it
+//! (credential key, pull-secret name, display name). Pure functions only; no I/O.
 //!
 //! The rules follow `github.com/distribution/reference` (`ParseNormalizedNamed`) as used by
 //! Docker and DevSpace 4.x: the first path segment is a registry host when it contains `.` or
 //! `:`, is `localhost`, or has upper-case letters; otherwise the image is on Docker Hub, where a
 //! single-segment name lives under `library/`.
+//!
+//! Every place that reads a reference goes through this module: the config's `image` fields
+//! ([`Reference::parse`], [`split_tag`], [`shorten_official`]), `FROM` lines and plan keys
+//! ([`repository_key`]), manifest values in tag replacement ([`Written::parse`]: the name as
+//! written next to its canonical form), push errors ([`registry_host_of`]) and the digests the
+//! daemon reports ([`is_digest`]). Written by hand: the grammar is a few regular expressions,
+//! and tag replacement needs the spelling a manifest used next to the normalised name, which a
+//! parser that only hands back the normalised form would lose.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -106,15 +114,108 @@ pub fn repository_key(reference: &str) -> String {
     let spelled = reference.strip_prefix(&hub_api).unwrap_or(reference);
     match Reference::parse(spelled) {
         Ok(r) => r.name(),
-        Err(_) => {
-            let name = spelled.split_once('@').map_or(spelled, |(n, _)| n);
-            let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-            let repo = match name[last_slash..].find(':') {
-                Some(colon) => &name[..last_slash + colon],
-                None => name,
-            };
-            repo.to_ascii_lowercase()
-        }
+        Err(_) => split(spelled).name.to_ascii_lowercase(),
+    }
+}
+
+/// A reference cut into its parts as written, nothing checked: `name[:tag][@digest]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts<'a> {
+    /// Everything before the tag and digest (`localhost:5000/app`).
+    name: &'a str,
+    /// The text after the `:` that follows the last `/` (a `:` before it is a registry port).
+    tag: Option<&'a str>,
+    /// The text after the first `@`.
+    digest: Option<&'a str>,
+}
+
+/// Cuts `reference` into name, tag and digest the way the grammar does, without validating.
+fn split(reference: &str) -> Parts<'_> {
+    let (rest, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference, None),
+    };
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[last_slash..].rfind(':') {
+        Some(i) => Parts {
+            name: &rest[..last_slash + i],
+            tag: Some(&rest[last_slash + i + 1..]),
+            digest,
+        },
+        None => Parts {
+            name: rest,
+            tag: None,
+            digest,
+        },
+    }
+}
+
+/// Splits a config's `image: repo:tag` into the repository and its tag (DevSpace 6 moves the
+/// tag into `tags`); an empty tag is dropped, and an image with a digest is kept whole.
+pub fn split_tag(image: &str) -> (&str, Option<&str>) {
+    let parts = split(image);
+    if parts.digest.is_some() {
+        return (image, None);
+    }
+    (parts.name, parts.tag.filter(|t| !t.is_empty()))
+}
+
+/// Official Docker Hub images written short, as DevSpace 6 does: `docker.io/library/nginx`
+/// (or with `index.docker.io` / `registry-1.docker.io`) → `nginx`; everything else as written.
+pub fn shorten_official(image: &str) -> &str {
+    [
+        DOCKER_HUB_DOMAIN,
+        DOCKER_HUB_LEGACY_DOMAIN,
+        DOCKER_HUB_API_HOST,
+    ]
+    .iter()
+    .find_map(|domain| {
+        image
+            .strip_prefix(domain)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.strip_prefix(OFFICIAL_REPO_PREFIX))
+    })
+    .unwrap_or(image)
+}
+
+/// The registry host of an image name as Docker decides it: `docker.io` for Docker Hub; a name
+/// that does not parse (it cannot be pushed either) counts as Docker Hub.
+pub fn registry_host_of(image: &str) -> String {
+    Registry::of_image(image)
+        .map(|r| r.host().to_owned())
+        .unwrap_or_else(|_| DOCKER_HUB_DOMAIN.to_owned())
+}
+
+/// Whether `digest` is a content digest (`algorithm:hex`, at least 32 hex digits).
+pub fn is_digest(digest: &str) -> bool {
+    DIGEST_RE.is_match(digest)
+}
+
+/// A reference found in a text (a manifest value, a Helm value): the repository exactly as the
+/// text spells it, so a replacement can keep that spelling, and the parsed reference, whose
+/// [`Reference::name`] is the canonical form two spellings are compared by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<'a> {
+    /// The repository as written, without tag or digest (`nginx`, `index.docker.io/john/app`).
+    pub name: &'a str,
+    /// The parsed, normalised reference (`docker.io/library/nginx:1.25`).
+    pub reference: Reference,
+}
+
+impl<'a> Written<'a> {
+    /// Parses `value` (surrounding whitespace ignored); `None` when it is not a reference.
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let value = value.trim();
+        let reference = Reference::parse(value).ok()?;
+        Some(Written {
+            name: split(value).name,
+            reference,
+        })
+    }
+
+    /// The canonical repository name (`docker.io/library/nginx`).
+    pub fn canonical(&self) -> String {
+        self.reference.name()
     }
 }
 
@@ -147,28 +248,19 @@ impl Reference {
             value: value.to_owned(),
         };
 
-        let (rest, digest) = match input.split_once('@') {
-            Some((name, digest)) => {
-                if !DIGEST_RE.is_match(digest) {
-                    return Err(invalid("digest", digest));
-                }
-                (name, Some(digest.to_owned()))
-            }
-            None => (input, None),
-        };
         // A tag is a `:` after the last `/`; an earlier `:` belongs to a registry port.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let (name, tag) = rest.split_at(last_slash + i);
-                let tag = &tag[1..];
-                if !TAG_RE.is_match(tag) {
-                    return Err(invalid("tag", tag));
-                }
-                (name, Some(tag.to_owned()))
-            }
-            None => (rest, None),
-        };
+        let Parts { name, tag, digest } = split(input);
+        if let Some(digest) = digest
+            && !DIGEST_RE.is_match(digest)
+        {
+            return Err(invalid("digest", digest));
+        }
+        if let Some(tag) = tag
+            && !TAG_RE.is_match(tag)
+        {
+            return Err(invalid("tag", tag));
+        }
+        let (tag, digest) = (tag.map(str::to_owned), digest.map(str::to_owned));
         if name.is_empty() {
             return Err(invalid("repository path", name));
         }
@@ -817,5 +909,206 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(convert_to_hostname(input), want);
         }
+    }
+    #[test]
+    fn written_references_keep_their_spelling() {
+        const DIGEST: &str =
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let digest_ref = format!("docker.io/john/app@{DIGEST}");
+        let both = format!("localhost:5000/team/app:v1@{DIGEST}");
+        // (input, written name, canonical name, tag)
+        let cases: &[(&str, &str, &str, Option<&str>)] = &[
+            ("nginx", "nginx", "docker.io/library/nginx", None),
+            (
+                "nginx:1.25",
+                "nginx",
+                "docker.io/library/nginx",
+                Some("1.25"),
+            ),
+            ("  nginx  ", "nginx", "docker.io/library/nginx", None),
+            (
+                "docker.io/library/nginx:1",
+                "docker.io/library/nginx",
+                "docker.io/library/nginx",
+                Some("1"),
+            ),
+            (
+                "library/nginx",
+                "library/nginx",
+                "docker.io/library/nginx",
+                None,
+            ),
+            ("john/app", "john/app", "docker.io/john/app", None),
+            (
+                "docker.io/john/app",
+                "docker.io/john/app",
+                "docker.io/john/app",
+                None,
+            ),
+            (
+                "index.docker.io/john/app",
+                "index.docker.io/john/app",
+                "docker.io/john/app",
+                None,
+            ),
+            (
+                &digest_ref,
+                "docker.io/john/app",
+                "docker.io/john/app",
+                None,
+            ),
+            (
+                "localhost:5000/app:x",
+                "localhost:5000/app",
+                "localhost:5000/app",
+                Some("x"),
+            ),
+            ("localhost/app", "localhost/app", "localhost/app", None),
+            ("gcr.io/p/a/b:t", "gcr.io/p/a/b", "gcr.io/p/a/b", Some("t")),
+            (
+                &both,
+                "localhost:5000/team/app",
+                "localhost:5000/team/app",
+                Some("v1"),
+            ),
+            (
+                "my-reg.example.com:443/a__b/c-d--e",
+                "my-reg.example.com:443/a__b/c-d--e",
+                "my-reg.example.com:443/a__b/c-d--e",
+                None,
+            ),
+            // The repository part of `FROM` references (tag and digest dropped).
+            ("alpine:3", "alpine", "docker.io/library/alpine", Some("3")),
+            (
+                "localhost:5000/app:v1",
+                "localhost:5000/app",
+                "localhost:5000/app",
+                Some("v1"),
+            ),
+            (
+                "gcr.io/p/app:v1@sha256:abababababababababababababababab",
+                "gcr.io/p/app",
+                "gcr.io/p/app",
+                Some("v1"),
+            ),
+        ];
+        for (input, written, canonical, tag) in cases {
+            let r = Written::parse(input).unwrap_or_else(|| panic!("{input} should parse"));
+            assert_eq!(r.name, *written, "{input}");
+            assert_eq!(r.canonical(), *canonical, "{input}");
+            assert_eq!(r.reference.tag(), *tag, "{input}");
+        }
+        assert_eq!(
+            Written::parse(&both).and_then(|r| r.reference.digest().map(str::to_owned)),
+            Some(DIGEST.to_owned())
+        );
+    }
+
+    #[test]
+    fn written_non_references_do_not_parse() {
+        for input in [
+            "",
+            "John/App",
+            "app:",
+            "app:-x",
+            "a//b",
+            "app@sha256:short",
+            "has space",
+            "-app",
+            "app-",
+            "http://example.com/x",
+            "image(app)",
+            "a/b:c:d",
+            "a..b",
+            "trailing/",
+        ] {
+            assert_eq!(Written::parse(input), None, "{input:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn split_parts_without_validation() {
+        // (input, name, tag, digest): the cut every reader shares, also for unparseable text.
+        let cases = [
+            ("alpine", "alpine", None, None),
+            ("alpine:3", "alpine", Some("3"), None),
+            ("localhost:5000/app", "localhost:5000/app", None, None),
+            (
+                "localhost:5000/app:v1",
+                "localhost:5000/app",
+                Some("v1"),
+                None,
+            ),
+            (
+                "gcr.io/p/app@sha256:ab",
+                "gcr.io/p/app",
+                None,
+                Some("sha256:ab"),
+            ),
+            (
+                "gcr.io/p/app:v1@sha256:ab",
+                "gcr.io/p/app",
+                Some("v1"),
+                Some("sha256:ab"),
+            ),
+            ("${BASE}:1", "${BASE}", Some("1"), None),
+        ];
+        for (input, name, tag, digest) in cases {
+            assert_eq!(split(input), Parts { name, tag, digest }, "{input}");
+        }
+    }
+
+    #[test]
+    fn config_image_tags_and_official_names() {
+        let cases = [
+            ("node-app:latest", "node-app", Some("latest")),
+            (
+                "registry:5000/supabase:dev",
+                "registry:5000/supabase",
+                Some("dev"),
+            ),
+            ("localhost:5000/app", "localhost:5000/app", None),
+            ("app:", "app", None),
+            ("app:v1@sha256:ab", "app:v1@sha256:ab", None),
+        ];
+        for (image, repo, tag) in cases {
+            assert_eq!(split_tag(image), (repo, tag), "{image}");
+        }
+        for (image, short) in [
+            ("docker.io/library/nginx", "nginx"),
+            ("index.docker.io/library/nginx", "nginx"),
+            ("registry-1.docker.io/library/a/b", "a/b"),
+            ("docker.io/me/app", "docker.io/me/app"),
+            ("docker.iox/library/app", "docker.iox/library/app"),
+            ("nginx", "nginx"),
+        ] {
+            assert_eq!(shorten_official(image), short, "{image}");
+        }
+    }
+
+    #[test]
+    fn registry_host_of_images() {
+        let cases = [
+            ("nginx", "docker.io"),
+            ("john/app", "docker.io"),
+            ("docker.io/john/app", "docker.io"),
+            ("index.docker.io/john/app", "docker.io"),
+            ("127.0.0.1:5000/app", "127.0.0.1:5000"),
+            ("localhost/app", "localhost"),
+            ("ghcr.io/o/r/app", "ghcr.io"),
+            ("Not A Reference", "docker.io"),
+        ];
+        for (repo, want) in cases {
+            assert_eq!(registry_host_of(repo), want, "{repo}");
+        }
+    }
+
+    #[test]
+    fn digests() {
+        let hex = "a".repeat(64);
+        assert!(is_digest(&format!("sha256:{hex}")));
+        assert!(!is_digest("sha256:zz"));
+        assert!(!is_digest(""));
+        assert!(!is_digest(&hex));
     }
 }

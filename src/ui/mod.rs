@@ -5,7 +5,7 @@
 pub mod logs;
 pub mod summary;
 
-use crate::diagnostic::{Described, Diagnostic, split_hints};
+use crate::diagnostic::{Described, Diagnostic, escape, escape_lines, split_hints};
 use crate::pipeline::events::{Event, ImageEvent, Stage};
 use indexmap::IndexMap;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -51,40 +51,6 @@ impl UiOptions {
             json,
         }
     }
-}
-
-/// Makes untrusted text (file names, image keys, daemon and registry output, error messages)
-/// safe for a terminal: control characters (C0 except tab, DEL, C1) and the bidirectional
-/// overrides are written as visible escapes (`\n`, `\r`, `\e`, `\x7f`, `\u{202e}`), so they
-/// can neither split a line nor inject colours or move the cursor. The one escaping function:
-/// every print point applies it to what it did not write itself, before painting.
-pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        (c.is_control() && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.contains(unsafe_char) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\x1b' => out.push_str("\\e"),
-            c if unsafe_char(c) && (c as u32) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
-/// [`escape`] for a block of several lines: each line escaped, the line breaks kept.
-pub fn escape_lines(text: &str) -> String {
-    text.split('\n').map(escape).collect::<Vec<_>>().join("\n")
 }
 
 /// Wraps text in an ANSI color when colors are on.
@@ -452,25 +418,6 @@ pub fn render_described(color: bool, subject: Option<&str>, d: &Described) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_makes_control_characters_visible() {
-        let cases = [
-            ("plain name.txt", "plain name.txt"),
-            ("tab\there", "tab\there"),
-            ("new\nline", "new\\nline"),
-            ("\x1b[31mred\x1b[0m", "\\e[31mred\\e[0m"),
-            ("cr\rbell\x07del\x7f", "cr\\rbell\\x07del\\x7f"),
-            ("c1\u{9b}31m", "c1\\x9b31m"),
-            ("bidi\u{202e}txt.exe", "bidi\\u{202e}txt.exe"),
-            ("ünïcödé ok", "ünïcödé ok"),
-        ];
-        for (raw, want) in cases {
-            assert_eq!(escape(raw), want, "{raw:?}");
-        }
-        assert!(matches!(escape("clean"), std::borrow::Cow::Borrowed(_)));
-        assert_eq!(escape_lines("a\x1b\nb"), "a\\e\nb");
-    }
 
     #[test]
     fn no_colour_without_a_terminal_or_with_no_color() {

@@ -64,7 +64,7 @@ pub fn render_width(report: &BuildReport, width: usize) -> String {
                 }
             }
         };
-        let escape = |s: &str| crate::ui::escape(s).into_owned();
+        let escape = |s: &str| crate::diagnostic::escape(s).into_owned();
         rows.push([
             escape(&img.key),
             escape(&tags),

@@ -14,7 +14,8 @@ use devspace::deploy::apply::{
 };
 use devspace::deploy::helm_run::{HelmRelease, HelmRunError, run_helm};
 use devspace::deploy::{ImageTable, ImageTag, RenderedDeployment, RenderedKind, render_deployment};
-use devspace::kube::{KubeClient, KubeSettings, Tools};
+use devspace::kube::{KubeClient, KubeSettings};
+use devspace::process::Tools;
 use indexmap::IndexMap;
 use serde_json::json;
 use std::path::Path;

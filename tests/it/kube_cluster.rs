@@ -11,8 +11,9 @@ use devspace::config::{Config, DeploymentConfig, ImageConfig};
 use devspace::kube::local::{KindLoad, kind_load, minikube_docker_env};
 use devspace::kube::{
     KubeClient, KubeSettings, LazyKubeClient, PullSecretOptions, PullSecretReport, SecretAction,
-    Tools, ensure_pull_secrets, plan_pull_secrets,
+    ensure_pull_secrets, plan_pull_secrets,
 };
+use devspace::process::Tools;
 use devspace::registry::{Credential, Registry};
 use serde_json::json;
 use std::sync::Arc;

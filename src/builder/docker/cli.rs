@@ -3,7 +3,9 @@
 //! Owns the argv DevSpace uses (`build [--build-arg K=V]… [--network N] --tag ref…
 //! --file F [--target T] [--label K=V]… <args…> -`), feeding the context tar on stdin,
 //! `DOCKER_BUILDKIT=1` for BuildKit, output lines as events, and the errors users need: the
-//! CLI missing, BuildKit unavailable (no buildx), a non-zero exit with the last lines.
+//! CLI missing, BuildKit unavailable (no buildx), a non-zero exit with the last lines. The
+//! process (stdin fed from the context, killed with its group on cancel) is
+//! [`crate::process::stream`].
 
 use std::ffi::OsString;
 
@@ -12,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::DockerDaemon;
 use super::stream::BuildStreamState;
-use crate::builder::process::{self, ProcessError, ProcessOutcome, ProcessSpec};
 use crate::builder::{
     BuildError, BuildEvent, BuildOutcome, BuildRequest, ContextBody, ERROR_TAIL_LINES, EventSink,
     ImageBuilder, with_context,
 };
+use crate::process::{self, RunError, Spec, Streamed};
 
 /// What newer docker CLIs print when BuildKit is asked for but buildx is not installed.
 const BUILDX_MISSING: &str = "BuildKit is enabled but the buildx component is missing";
@@ -72,11 +74,6 @@ impl DockerCliBuilder {
         let command = self.program.to_string_lossy().into_owned();
         let args = self.argv(request);
         let owned_env = cli_env(self.buildkit, self.daemon.as_ref().map(|d| d.endpoint()));
-        let env_refs: Vec<(&str, &str)> = owned_env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let env: &[(&str, &str)] = &env_refs;
         let mut state = BuildStreamState::new(ERROR_TAIL_LINES);
         let mut buildx_missing = false;
         let mut on_line = |line: String| {
@@ -85,16 +82,14 @@ impl DockerCliBuilder {
                 events.emit(event);
             }
         };
-        let spec = ProcessSpec {
-            program: &self.program,
-            args: &args,
-            cwd: None,
-            env,
-            stdin: Some(context),
-        };
-        let outcome = process::run(spec, &mut on_line, cancel).await;
+        let spec = owned_env
+            .iter()
+            .fold(Spec::new(&self.program).args(&args), |spec, (k, v)| {
+                spec.env(k, v)
+            });
+        let outcome = process::stream(&spec, Some(context), &mut on_line, cancel).await;
         match outcome {
-            Ok(ProcessOutcome::Exited { status, sent }) if status.success() => {
+            Ok(Streamed::Exited { status, sent }) if status.success() => {
                 if let Some(bytes) = sent {
                     events.emit(BuildEvent::ContextSent { bytes });
                 }
@@ -115,19 +110,17 @@ impl DockerCliBuilder {
                     digest: None,
                 })
             }
-            Ok(ProcessOutcome::Exited { .. }) if buildx_missing => {
-                Err(BuildError::BuildKitUnavailable {
-                    image: image.clone(),
-                    command,
-                })
-            }
-            Ok(ProcessOutcome::Exited { status, .. }) => Err(BuildError::CommandFailed {
+            Ok(Streamed::Exited { .. }) if buildx_missing => Err(BuildError::BuildKitUnavailable {
+                image: image.clone(),
+                command,
+            }),
+            Ok(Streamed::Exited { status, .. }) => Err(BuildError::CommandFailed {
                 image: image.clone(),
                 command,
                 status: status.to_string(),
                 last_lines: state.last_lines(),
             }),
-            Ok(ProcessOutcome::Cancelled) => {
+            Ok(Streamed::Cancelled) => {
                 if let Some(daemon) = &self.daemon {
                     daemon.remove_containers(&state.live_containers()).await;
                 }
@@ -135,18 +128,23 @@ impl DockerCliBuilder {
                     image: image.clone(),
                 })
             }
-            Err(ProcessError::NotFound) => Err(BuildError::DockerCliNotFound {
+            Err(RunError::Missing { .. }) => Err(BuildError::DockerCliNotFound {
                 image: image.clone(),
                 command,
             }),
-            Err(ProcessError::Producer(source)) => Err(BuildError::Context {
+            Err(RunError::Input { source, .. }) => Err(BuildError::Context {
                 image: image.clone(),
                 source,
             }),
-            Err(ProcessError::Io(source)) => Err(BuildError::Spawn {
+            Err(RunError::Spawn { source, .. }) => Err(BuildError::Spawn {
                 image: image.clone(),
                 command,
                 source,
+            }),
+            Err(other) => Err(BuildError::Spawn {
+                image: image.clone(),
+                command,
+                source: std::io::Error::other(other.to_string()),
             }),
         }
     }

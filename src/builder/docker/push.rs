@@ -14,9 +14,10 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::DockerDaemon;
-use super::stream::{is_auth_error, parse_push_digest, registry_of};
+use super::stream::{is_auth_error, parse_push_digest};
 use crate::builder::{BuildEvent, BuildRequest, EventSink};
 use crate::exit::ExitCode;
+use crate::registry::reference::registry_host_of;
 
 /// What to push.
 #[derive(Clone, Default)]
@@ -229,7 +230,7 @@ fn classify(
         } => {
             return PushError::Auth {
                 image: image.to_string(),
-                registry: registry_of(repository),
+                registry: registry_host_of(repository),
                 reference: reference.to_string(),
                 message: message.clone(),
             };
@@ -246,14 +247,14 @@ fn classify(
     if is_auth_error(&message) {
         PushError::Auth {
             image: image.to_string(),
-            registry: registry_of(repository),
+            registry: registry_host_of(repository),
             reference: reference.to_string(),
             message,
         }
     } else if is_unreachable_error(&message) {
         PushError::RegistryUnreachable {
             image: image.to_string(),
-            registry: registry_of(repository),
+            registry: registry_host_of(repository),
             reference: reference.to_string(),
             message,
         }

@@ -11,9 +11,9 @@ use bollard::models::BuildInfo;
 
 use crate::builder::BuildEvent;
 use crate::builder::lines::{
-    LineSplitter, LogTail, parse_buildkit_step, parse_removed_container, parse_running_container,
-    parse_step,
+    LogTail, parse_buildkit_step, parse_removed_container, parse_running_container, parse_step,
 };
+use crate::process::lines::LineSplitter;
 
 /// Running state of one build's output.
 #[derive(Debug)]
@@ -117,12 +117,7 @@ impl BuildStreamState {
 pub fn parse_push_digest(status: &str) -> Option<String> {
     let (_, rest) = status.split_once("digest: ")?;
     let digest = rest.split_whitespace().next()?;
-    let (algo, hex) = digest.split_once(':')?;
-    let valid = !algo.is_empty()
-        && algo.chars().all(|c| c.is_ascii_alphanumeric())
-        && hex.len() >= 32
-        && hex.chars().all(|c| c.is_ascii_hexdigit());
-    valid.then(|| digest.to_string())
+    crate::registry::reference::is_digest(digest).then(|| digest.to_string())
 }
 
 /// Whether a registry error message means the credentials were missing, wrong, or not
@@ -139,15 +134,6 @@ pub fn is_auth_error(message: &str) -> bool {
     ]
     .iter()
     .any(|needle| m.contains(needle))
-}
-
-/// The registry host of an image name as Docker decides it (the one reference parser,
-/// [`crate::registry::reference`]): `docker.io` for Docker Hub; a name that does not parse
-/// (it cannot be pushed either) counts as Docker Hub.
-pub fn registry_of(repository: &str) -> String {
-    crate::registry::reference::Registry::of_image(repository)
-        .map(|r| r.host().to_string())
-        .unwrap_or_else(|_| crate::registry::reference::DOCKER_HUB_DOMAIN.to_string())
 }
 
 #[cfg(test)]
@@ -275,22 +261,6 @@ mod tests {
         ];
         for (msg, want) in cases {
             assert_eq!(is_auth_error(msg), want, "{msg}");
-        }
-    }
-
-    #[test]
-    fn registry_table() {
-        let cases = [
-            ("nginx", "docker.io"),
-            ("john/app", "docker.io"),
-            ("docker.io/john/app", "docker.io"),
-            ("index.docker.io/john/app", "docker.io"),
-            ("127.0.0.1:5000/app", "127.0.0.1:5000"),
-            ("localhost/app", "localhost"),
-            ("ghcr.io/o/r/app", "ghcr.io"),
-        ];
-        for (repo, want) in cases {
-            assert_eq!(registry_of(repo), want, "{repo}");
         }
     }
 }

@@ -24,6 +24,7 @@ use super::error::{ConfigError, Location};
 use super::schema::{Checker, Ty, V2};
 use super::yaml::{self, Node, ScalarType, Value};
 use super::{ConfigSource, LoadOptions, Loaded, predefined, profiles, vars};
+use crate::process::{self, RunError, Spec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -582,17 +583,17 @@ fn run_expressions(
             let Some(cmd) = whole_expression(text).map(str::to_string) else {
                 return Ok(());
             };
-            let output = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&cmd)
-                .current_dir(root)
-                .output();
+            // No timeout (DevSpace has none); in our process group, so Ctrl-C stops it.
+            let output = process::run(&Spec::shell(&cmd).cwd(root));
             let fail = |message: String| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 at: Some(Location::new(path, src, node.pos, node.profile.as_deref())),
                 message,
             };
-            let output = output.map_err(|e| fail(format!("cannot run `{cmd}`: {e}")))?;
+            let output = output.map_err(|e| match e {
+                RunError::Spawn { source, .. } => fail(format!("cannot run `{cmd}`: {source}")),
+                other => fail(format!("cannot run `{cmd}`: {other}")),
+            })?;
             let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
             let value = if !output.status.success() {
                 if output.status.code() == Some(1) && stdout.is_empty() && output.stderr.is_empty()

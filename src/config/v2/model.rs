@@ -9,6 +9,7 @@
 use crate::config::error::{ConfigError, Location};
 use crate::config::model::*;
 use crate::config::upgrade::{resolve_path, validate};
+use crate::registry::reference::{shorten_official, split_tag};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as J};
 use std::path::Path;
@@ -160,41 +161,14 @@ fn from_obj<T: serde::de::DeserializeOwned + Default>(
     serde_json::from_value(J::Object(m)).map_err(|e| format!("{what}: {e}"))
 }
 
-/// Splits `repo:tag` (a `:` after the last `/`); a digest stays with the repository.
-pub fn split_tag(image: &str) -> (String, Option<String>) {
-    if image.contains('@') {
-        return (image.to_string(), None);
-    }
-    let slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[slash..].rfind(':') {
-        Some(i) => (
-            image[..slash + i].to_string(),
-            Some(image[slash + i + 1..].to_string()).filter(|t| !t.is_empty()),
-        ),
-        None => (image.to_string(), None),
-    }
-}
-
-/// Docker Hub official images are written short (`docker.io/library/nginx` → `nginx`).
-fn shorten_hub(image: &str) -> String {
-    for prefix in [
-        "docker.io/library/",
-        "index.docker.io/library/",
-        "registry-1.docker.io/library/",
-    ] {
-        if let Some(rest) = image.strip_prefix(prefix) {
-            return rest.to_string();
-        }
-    }
-    image.to_string()
-}
-
 fn image_from(key: &str, value: J, root: &Path) -> Result<ImageConfig, String> {
     let J::Object(mut m) = value else {
         return Err(format!("images.{key} must be a mapping"));
     };
     m.remove("name");
-    let (image, tag) = split_tag(&take_str(&mut m, "image").unwrap_or_default());
+    let written = take_str(&mut m, "image").unwrap_or_default();
+    let (image, tag) = split_tag(&written);
+    let (image, tag) = (image.to_owned(), tag.map(str::to_owned));
     let mut tags = take_list(&mut m, "tags");
     if let Some(t) = tag {
         tags.insert(0, t);
@@ -276,7 +250,7 @@ fn image_from(key: &str, value: J, root: &Path) -> Result<ImageConfig, String> {
     }
     // Options and skipPush go to the builder that runs the image.
     let mut img = ImageConfig {
-        image: shorten_hub(&image),
+        image: shorten_official(&image).to_owned(),
         tags,
         dockerfile: resolve_path(root, &dockerfile),
         context: resolve_path(root, &context),
@@ -484,24 +458,6 @@ fn deployment_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tags_in_image_move_to_tags() {
-        assert_eq!(
-            split_tag("node-app:latest"),
-            ("node-app".into(), Some("latest".into()))
-        );
-        assert_eq!(
-            split_tag("registry:5000/supabase:dev"),
-            ("registry:5000/supabase".into(), Some("dev".into()))
-        );
-        assert_eq!(
-            split_tag("localhost:5000/app"),
-            ("localhost:5000/app".into(), None)
-        );
-        assert_eq!(shorten_hub("docker.io/library/nginx"), "nginx");
-        assert_eq!(shorten_hub("docker.io/me/app"), "docker.io/me/app");
-    }
 
     #[test]
     fn name_regex() {

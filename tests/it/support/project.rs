@@ -280,7 +280,14 @@ impl Devspace {
         Self {
             program: PathBuf::from(env!("CARGO_BIN_EXE_devspace")),
             args: Vec::new(),
-            env: vec![("NO_COLOR".into(), Some("1".into()))],
+            // Hermetic: no colour, and nothing from the environment the tests run in that
+            // changes behaviour (`.ci/run` sets `CI=true`, which activates DevSpace 6 profiles
+            // with `activation: env: CI`; a developer may have turned the registry cache off).
+            env: vec![
+                ("NO_COLOR".into(), Some("1".into())),
+                ("CI".into(), None),
+                ("DEVSPACE_NO_REGISTRY_CACHE".into(), None),
+            ],
             cwd: None,
             stdin: Vec::new(),
             deadline: DEFAULT_RUN_DEADLINE,

@@ -1,6 +1,6 @@
 //! Stand-in programs for external CLIs (`helm`, `kind`, `minikube`): small shell scripts in a
 //! temporary directory that record every call's argv and then run a test-given body. Point
-//! `devspace::kube::Tools::with_path` (or `PATH`) at [`StandIns::dir`].
+//! `devspace::process::Tools::with_path` (or `PATH`) at [`StandIns::dir`].
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
