@@ -9,7 +9,8 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bollard::auth::DockerCredentials;
@@ -387,6 +388,114 @@ async fn api_build_cancelled_mid_run_stops_and_leaves_no_containers() {
         labeled_containers(&daemon, "devspace-test", &mark).await,
         0,
         "no container of the cancelled build is left"
+    );
+    assert!(!daemon.image_exists(&format!("{repo}:v1")).await.unwrap());
+}
+
+/// Counts what the daemon has read of an endless context and notices when the body is dropped.
+struct EndlessBody {
+    read: Arc<AtomicU64>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for EndlessBody {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A tar context that never ends: a Dockerfile, then a file header claiming 1 TiB followed
+/// by zeros for as long as anyone reads.
+fn endless_context(dockerfile: &str) -> (ContextBody, Arc<AtomicU64>, Arc<AtomicBool>) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(dockerfile.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+        .unwrap();
+    let mut big = tar::Header::new_gnu();
+    big.set_path("big.bin").unwrap();
+    big.set_size(1 << 40);
+    big.set_mode(0o644);
+    big.set_cksum();
+    let mut head = builder.get_ref().clone();
+    head.extend_from_slice(big.as_bytes());
+    let read = Arc::new(AtomicU64::new(0));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let state = EndlessBody {
+        read: read.clone(),
+        dropped: dropped.clone(),
+    };
+    let zeros = Bytes::from(vec![0u8; 1 << 20]);
+    let body = futures_util::stream::iter(std::iter::once(Ok(Bytes::from(head)))).chain(
+        futures_util::stream::unfold(state, move |state| {
+            let chunk = zeros.clone();
+            async move {
+                state.read.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                Some((Ok(chunk), state))
+            }
+        }),
+    );
+    (Box::pin(body), read, dropped)
+}
+
+/// Ctrl-C while the context is still being sent (a huge context): the build returns as
+/// cancelled and the body is dropped, so nothing goes on reading the context.
+#[tokio::test]
+async fn api_build_cancelled_while_sending_the_context_stops_reading_it() {
+    require_services!();
+    let daemon = daemon().await;
+    let repo = unique("api-cancel-send");
+    let (context, read, dropped) = endless_context("FROM busybox:latest\n");
+    let cancel = CancellationToken::new();
+    let canceller = tokio::spawn({
+        let cancel = cancel.clone();
+        let read = read.clone();
+        async move {
+            while read.load(Ordering::SeqCst) < 64 << 20 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            cancel.cancel();
+        }
+    });
+    let (tx, _rx) = unbounded_channel();
+    let started = Instant::now();
+    let result = tokio::time::timeout(
+        HANG_GUARD,
+        DockerApiBuilder::new(daemon.clone()).build(
+            &request("big", &repo, &["v1"]),
+            Some(context),
+            &EventSink::channel(tx),
+            &cancel,
+        ),
+    )
+    .await
+    .expect("a build cancelled while sending its context returns");
+    canceller.await.unwrap();
+    eprintln!(
+        "returned {:?} after start, {} MiB of the context read",
+        started.elapsed(),
+        read.load(Ordering::SeqCst) >> 20
+    );
+    let err = result.expect_err("cancelled");
+    assert!(matches!(err, BuildError::Cancelled { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), ExitCode::Interrupted);
+    let returned = Instant::now();
+    let at_return = read.load(Ordering::SeqCst);
+    while !dropped.load(Ordering::SeqCst) && returned.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "dropped: {} after {:?}, {} MiB read after return",
+        dropped.load(Ordering::SeqCst),
+        returned.elapsed(),
+        (read.load(Ordering::SeqCst) - at_return) >> 20
+    );
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the context body is dropped once the build returns: nothing reads it any more"
     );
     assert!(!daemon.image_exists(&format!("{repo}:v1")).await.unwrap());
 }

@@ -2,9 +2,11 @@
 //! prints; strict errors; profiles, activation, imports; `print --convert` of 4.x/5.x configs
 //! round-trips through the v2beta1 loader; mutated v2 files never panic; and the
 //! `examples/devspace6` project builds, skips on the second run, renders with the new tags and
-//! deploys against the fake Kubernetes API server (pipelines included).
+//! deploys against the fake Kubernetes API server (pipelines included) and against the real one
+//! of `scripts/kube-up.sh`.
 
 use crate::support::kube_fake::FakeKube;
+use crate::support::kube_real::RealKube;
 use crate::support::project::{Devspace, Output, TempProject};
 use crate::support::stand_in::{HELM_COPYING_VALUES, StandIns};
 use base64::Engine as _;
@@ -669,6 +671,11 @@ impl Example {
     }
 
     fn run(&self, fake: Option<&FakeKube>, args: &[&str]) -> Output {
+        self.run_against(fake.map(|f| f.kubeconfig()), args)
+    }
+
+    /// `devspace` in the example against the cluster of `kubeconfig` (none: no cluster).
+    fn run_against(&self, kubeconfig: Option<&Path>, args: &[&str]) -> Output {
         let path = format!(
             "{}:{}",
             self.stand_ins.dir().display(),
@@ -681,8 +688,8 @@ impl Example {
             .env("DOCKER_CONFIG", self.home.path().join(".docker"))
             .env("PATH", path)
             .args(args);
-        if let Some(f) = fake {
-            d = d.kubeconfig(f.kubeconfig());
+        if let Some(k) = kubeconfig {
+            d = d.kubeconfig(k);
         }
         d.run()
     }
@@ -819,6 +826,71 @@ fn example_builds_skips_renders_and_deploys() {
     )
     .expect("values yaml");
     assert_eq!(values["replicas"], Value::from(2));
+}
+
+/// The example's deploy pipeline against the real API server of `scripts/kube-up.sh`: the
+/// kubectl deployments stored with the built tags, DevSpace 6's one pull secret and the
+/// `default` ServiceAccount (made by the real controller manager) patched once, Helm through
+/// the stand-in, and a second deploy leaving every object unchanged.
+#[test]
+fn example_deploys_to_a_real_api_server() {
+    require_services!();
+    let kube = RealKube::start();
+    let ex = Example::new();
+    let deployed = ex.run_against(Some(kube.kubeconfig()), &["deploy"]);
+    deployed.assert_success();
+    for name in ["api", "worker"] {
+        let stored = kube
+            .get("apps/v1", "Deployment", kube.namespace(), name)
+            .unwrap_or_else(|| panic!("deployment {name} missing\n{}", deployed.describe()));
+        assert_eq!(
+            stored["spec"]["template"]["spec"]["containers"][0]["image"],
+            Value::from(format!("{}:dev", ex.repository(name))),
+            "{name}"
+        );
+        deployed.assert_stderr_contains(&format!("deployment.apps/{name} created"));
+    }
+    assert_eq!(
+        ex.stand_ins.calls("helm").len(),
+        1,
+        "{}",
+        deployed.describe()
+    );
+
+    let secret = kube
+        .get("v1", "Secret", kube.namespace(), "devspace-pull-secrets")
+        .unwrap_or_else(|| panic!("no pull secret\n{}", deployed.describe()));
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let data = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().expect("data"))
+        .expect("base64");
+    let doc: Value = serde_json::from_slice(&data).expect("json");
+    assert_eq!(
+        doc["auths"]["127.0.0.1:5000"]["auth"],
+        Value::from(base64::engine::general_purpose::STANDARD.encode("devspace:devspace-test")),
+        "{doc}"
+    );
+    let pull_secrets = |kube: &RealKube| {
+        kube.get("v1", "ServiceAccount", kube.namespace(), "default")
+            .expect("the controller manager's default ServiceAccount")["imagePullSecrets"]
+            .clone()
+    };
+    assert_eq!(
+        pull_secrets(&kube),
+        serde_json::json!([{"name": "devspace-pull-secrets"}])
+    );
+
+    let again = ex.run_against(Some(kube.kubeconfig()), &["deploy"]);
+    again.assert_success();
+    for name in ["api", "worker"] {
+        again.assert_stderr_contains(&format!("[{name}] skip"));
+        again.assert_stderr_contains(&format!("deployment.apps/{name} unchanged"));
+    }
+    assert_eq!(
+        pull_secrets(&kube),
+        serde_json::json!([{"name": "devspace-pull-secrets"}]),
+        "the ServiceAccount is patched once"
+    );
 }
 
 #[test]
