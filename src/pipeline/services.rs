@@ -119,8 +119,10 @@ pub struct LiveServices {
     kube_error: OnceCell<Arc<KubeError>>,
     credentials: Shared<DockerConfig, CredentialError>,
     registry: OnceCell<Result<RegistryClient, String>>,
-    /// Credentials resolved per registry, so a helper runs once per registry and run.
-    resolved: tokio::sync::Mutex<HashMap<Registry, Option<Credential>>>,
+    /// Credentials resolved per registry, so a helper runs once per registry and run. A
+    /// failure is kept too: a helper that hung until its timeout is not waited for again.
+    resolved:
+        tokio::sync::Mutex<HashMap<Registry, Result<Option<Credential>, Arc<CredentialError>>>>,
 }
 
 impl LiveServices {
@@ -211,15 +213,15 @@ impl LiveServices {
         // Held across the lookup: parallel images of one registry wait for one helper run.
         let mut resolved = self.resolved.lock().await;
         if let Some(c) = resolved.get(registry) {
-            return Ok(c.clone());
+            return c.clone().map_err(ImageError::Credentials);
         }
         let config = self.docker_config().await?.clone();
         let reg = registry.clone();
         let credential = tokio::task::spawn_blocking(move || config.resolve(&reg))
             .await?
-            .map_err(|e| ImageError::Credentials(Arc::new(e)))?;
+            .map_err(Arc::new);
         resolved.insert(registry.clone(), credential.clone());
-        Ok(credential)
+        credential.map_err(ImageError::Credentials)
     }
 
     async fn kaniko(
@@ -441,6 +443,51 @@ impl Services for LiveServices {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A helper that hangs until its timeout fails every image of its registry with the same
+    /// error, but runs (and is waited for) once per run, not once per lookup.
+    #[tokio::test]
+    async fn a_helper_that_timed_out_is_not_waited_for_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let helper = dir.path().join("docker-credential-devspace-test-hangs");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\necho get >> '{}'\nexec sleep 30\n",
+                calls.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"credsStore": "devspace-test-hangs"}"#,
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let config = DockerConfig::load_from_dir(dir.path())
+            .unwrap()
+            .with_helper_env([("PATH", path)])
+            .with_helper_timeout(std::time::Duration::from_millis(300));
+        let services = LiveServices::new(dir.path().into(), KubeSettings::default());
+        assert!(services.credentials.set(Ok(config)).is_ok());
+        let registry = Registry::Host("r.io".into());
+        for attempt in 0..3 {
+            let err = services.credential_for(&registry).await.unwrap_err();
+            assert!(
+                matches!(&err, ImageError::Credentials(e) if matches!(**e, CredentialError::HelperTimeout { .. })),
+                "attempt {attempt}: {err:?}"
+            );
+        }
+        let runs = std::fs::read_to_string(&calls).unwrap_or_default();
+        assert_eq!(runs.lines().count(), 1, "the helper ran {runs:?}");
+    }
 
     #[test]
     fn the_daemons_insecure_registries_reach_the_registry_client() {
