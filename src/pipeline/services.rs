@@ -111,6 +111,9 @@ pub trait Services: Send + Sync {
 
 type Shared<T, E> = OnceCell<Result<T, Arc<E>>>;
 
+/// One registry's credentials as resolved in this run (none, some, or the helper's failure).
+type Resolved = Result<Option<Credential>, Arc<CredentialError>>;
+
 /// The real services of one run.
 pub struct LiveServices {
     root: PathBuf,
@@ -121,8 +124,7 @@ pub struct LiveServices {
     registry: OnceCell<Result<RegistryClient, String>>,
     /// Credentials resolved per registry, so a helper runs once per registry and run. A
     /// failure is kept too: a helper that hung until its timeout is not waited for again.
-    resolved:
-        tokio::sync::Mutex<HashMap<Registry, Result<Option<Credential>, Arc<CredentialError>>>>,
+    resolved: tokio::sync::Mutex<HashMap<Registry, Resolved>>,
 }
 
 impl LiveServices {
