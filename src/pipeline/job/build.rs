@@ -1,12 +1,15 @@
-//! Step 5, build: with the planned builder, or, when the Docker daemon does not answer, with
-//! its kaniko fallback (said in one note; when no cluster answers either, both are named).
+//! Step 5, build: with this run's tags, with the planned builder, or, when the Docker daemon
+//! does not answer, with its kaniko fallback (said in one note; when no cluster answers
+//! either, both are named); then `kind load` unless the builder pushed.
 
-use super::prepare::PreparedContext;
+use super::deliver::deliver_locally;
+use super::prepare::{PreparedContext, fresh_tags};
 use super::shared::{Emitter, JobContext};
 use crate::builder::{BuildRequest, ContextBody, DaemonError};
+use crate::image::cache::CachedImage;
 use crate::image::context::{self, tar::TarOptions};
 use crate::pipeline::error::ImageError;
-use crate::pipeline::events::ImageEvent;
+use crate::pipeline::events::{ImageEvent, Stage};
 use crate::pipeline::plan::{BuilderChoice, Fallback, ImagePlan};
 use crate::pipeline::services::ReadyBuilder;
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The builder of `plan`; a Docker image whose daemon does not answer goes to kaniko unless
 /// `disableFallback` (said in one note), and when no cluster answers either, both are named.
-pub(super) async fn builder_for(
+async fn builder_for(
     ctx: &JobContext,
     plan: &ImagePlan,
     emit: &Emitter,
@@ -50,7 +53,7 @@ pub(super) async fn builder_for(
 }
 
 /// Neither Docker nor the cluster answers: say both, not just the second.
-pub(super) fn fallback_failed(daemon: Arc<DaemonError>, e: ImageError) -> ImageError {
+fn fallback_failed(daemon: Arc<DaemonError>, e: ImageError) -> ImageError {
     use crate::diagnostic::Diagnostic;
     if e.exit_code() == crate::exit::ExitCode::Unreachable {
         ImageError::NoDaemonNoCluster {
@@ -62,8 +65,39 @@ pub(super) fn fallback_failed(daemon: Arc<DaemonError>, e: ImageError) -> ImageE
     }
 }
 
+/// A rebuild: this run's tags (with a note when the first is the last build's), the build,
+/// then `kind load` unless the builder pushed. Returns the tags and, when the builder pushed
+/// (kaniko), the digest it reported.
+pub(super) async fn rebuild(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    cached: Option<&CachedImage>,
+    context: Option<PreparedContext>,
+    emit: &Emitter,
+    cancel: &CancellationToken,
+) -> Result<(Vec<String>, Option<Option<String>>), ImageError> {
+    let tags = fresh_tags(plan)?;
+    if let Some(prev) = cached.and_then(|c| c.entry.tag.clone())
+        && tags.first() == Some(&prev)
+    {
+        emit.send(ImageEvent::Note(format!(
+            "rebuilt image {}:{prev} has the same tag as the last build; a deployment may not pick it up",
+            plan.config.image
+        )));
+    }
+    emit.send(ImageEvent::Stage(Stage::Building));
+    let outcome = build(ctx, plan, &tags, context, emit, cancel).await?;
+    let pushed_by_build = if outcome.pushed {
+        Some(outcome.digest)
+    } else {
+        deliver_locally(ctx, plan, &tags, emit).await?;
+        None
+    };
+    Ok((tags, pushed_by_build))
+}
+
 /// Builds the image with the planned builder (or its fallback).
-pub(super) async fn build(
+async fn build(
     ctx: &JobContext,
     plan: &ImagePlan,
     tags: &[String],

@@ -3,13 +3,14 @@
 //! order, each in a module of its own:
 //!
 //! 1. `prepare`: Dockerfile → `FROM` rewrite → overrides → context scan → content key;
-//! 2. decide: the cache's decision (`Cache::decide_entry`); a base rebuilt in this run
-//!    rebuilds its dependents;
+//! 2. `decide`: the cache's decision (`Cache::decide_entry`); a base rebuilt in this run
+//!    rebuilds its dependents; a dry run or a skip ends here;
 //! 3. `retag` (tags changed only) or `verify` that a skipped tag still exists;
 //! 4. `registry_cache`: built before, anywhere? reuse it from the registry;
 //! 5. `build` with the planned builder (or its kaniko fallback);
 //! 6. `deliver`: kind load → push → commit the cache entry the decision produced;
-//! 7. `registry_cache` again: record the content key in the registry.
+//! 7. `registry_cache` again: record the content key in the registry (with the commit, in
+//!    [`finish`]).
 //!
 //! `shared` holds what every step works with (settings, context, emitter, results). Sends
 //! typed events; prints nothing. The entry is committed only after the image was built and
@@ -17,6 +18,7 @@
 //! place.
 
 mod build;
+mod decide;
 mod deliver;
 mod prepare;
 mod registry_cache;
@@ -32,17 +34,18 @@ mod tests;
 pub use shared::{Emitter, ImageSuccess, JobContext, JobSettings};
 
 use crate::config::BuilderKind;
-use crate::image::cache::Decided;
-use crate::image::context;
-use crate::image::decision::{Decision, Reason};
+use crate::image::cache::{Decided, PendingEntry};
+use crate::image::content_key::ContentKey;
+use crate::image::decision::Decision;
 use crate::pipeline::error::ImageError;
 use crate::pipeline::events::{ImageEvent, Stage, Status};
 use crate::pipeline::plan::ImagePlan;
-use build::build;
-use deliver::{commit, deliver_locally, push};
+use build::rebuild;
+use decide::{decide, dry_run, skipped};
+use deliver::{commit, push};
 use indexmap::IndexMap;
-use prepare::{BaseImages, fresh_tags, prepare, recorded_tags};
-use registry_cache::{from_registry, record_in_registry};
+use prepare::{fresh_tags, prepare_image, recorded_tags};
+use registry_cache::{from_registry, record_in_registry, report_found};
 use retag::retag;
 use shared::Done;
 use tokio_util::sync::CancellationToken;
@@ -57,40 +60,15 @@ pub async fn run_image(
     emit: &Emitter,
     cancel: &CancellationToken,
 ) -> Result<ImageSuccess, ImageError> {
-    let settings = &ctx.settings;
     emit.send(ImageEvent::Stage(Stage::Hashing));
-    let bases = BaseImages::of(deps);
-    let prepared = {
-        let (plan, root, stop) = (plan.clone(), settings.root.clone(), cancel.clone());
-        tokio::task::spawn_blocking(move || prepare(&plan, &bases, &root, &stop)).await??
-    };
-    // Ctrl-C during the scan: nothing more for this image (no "building" after "interrupted").
-    if cancel.is_cancelled() {
-        return Err(context::ContextError::Cancelled.into());
-    }
-    let context_size = prepared
-        .context
-        .as_ref()
-        .map(|c| (c.scan.file_count as u64, c.scan.total_bytes));
+    let prepared = prepare_image(ctx, plan, deps, cancel).await?;
+    let context_size = prepared.context_size();
     let content_key = prepared.content_key.clone();
     let Decided {
         mut decision,
         cached,
         pending,
-    } = ctx.cache.decide_entry(
-        &settings.profile_key,
-        &plan.key,
-        &plan.config.image,
-        prepared.inputs.clone(),
-        settings.force_build,
-    );
-    // A dependency rebuilt in this run means a new base: rebuild too. (Its new content key
-    // also changed the Dockerfile hash; the base is the reason to name.)
-    if (!decision.is_rebuild() || decision == Decision::Rebuild(Reason::DockerfileChanged))
-        && let Some((dep, _)) = deps.iter().find(|(_, (_, s))| s.status == Status::Built)
-    {
-        decision = Decision::Rebuild(Reason::BaseRebuilt { image: dep.clone() });
-    }
+    } = decide(ctx, plan, deps, &prepared);
     let recorded = recorded_tags(cached.as_ref());
     let success = |decision: Decision, done: Done| ImageSuccess {
         status: done.status,
@@ -102,27 +80,10 @@ pub async fn run_image(
         content_key: content_key.clone(),
     };
 
-    if settings.dry_run {
+    if ctx.settings.dry_run {
         emit.send(ImageEvent::Decision(decision.clone()));
-        let tags = if matches!(decision, Decision::Rebuild(_) | Decision::Retag) {
-            fresh_tags(plan).unwrap_or_default()
-        } else {
-            recorded
-        };
-        let status = if decision.does_work() {
-            Status::WouldBuild
-        } else {
-            Status::Skipped
-        };
-        return Ok(success(
-            decision,
-            Done {
-                status,
-                tags,
-                digest: None,
-                pushed: false,
-            },
-        ));
+        let done = dry_run(plan, &decision, recorded);
+        return Ok(success(decision, done));
     }
 
     if decision == Decision::Retag {
@@ -130,19 +91,14 @@ pub async fn run_image(
         let tags = fresh_tags(plan)?;
         match retag(ctx, plan, cached.as_ref(), &recorded, &tags, emit, cancel).await? {
             Ok((digest, pushed)) => {
-                commit(ctx, plan, pending, &tags, pushed, digest.clone())?;
-                if let Some(key) = content_key.as_ref().filter(|_| pushed) {
-                    record_in_registry(ctx, plan, key, digest.as_deref(), &tags, emit).await;
-                }
-                return Ok(success(
-                    decision,
-                    Done {
-                        status: Status::Retagged,
-                        tags,
-                        digest,
-                        pushed,
-                    },
-                ));
+                let done = Done {
+                    status: Status::Retagged,
+                    tags,
+                    digest,
+                    pushed,
+                };
+                finish(ctx, plan, pending, content_key.as_ref(), &done, emit).await?;
+                return Ok(success(decision, done));
             }
             // The recorded image is gone: build it after all.
             Err(reason) => decision = Decision::Rebuild(reason),
@@ -159,16 +115,9 @@ pub async fn run_image(
         && let Some(key) = &content_key
     {
         emit.send(ImageEvent::Stage(Stage::Verifying));
-        if let Some(found) = from_registry(ctx, plan, key, emit, cancel).await? {
-            let (source, done) = found;
+        if let Some((source, done)) = from_registry(ctx, plan, key, emit, cancel).await? {
             let decision = Decision::FoundInRegistry { source };
-            emit.send(ImageEvent::Decision(decision.clone()));
-            for tag in &done.tags {
-                emit.send(ImageEvent::Pushed {
-                    tag: format!("{}:{tag}", plan.config.image),
-                    digest: done.digest.clone(),
-                });
-            }
+            report_found(plan, &decision, &done, emit);
             commit(ctx, plan, pending, &done.tags, true, done.digest.clone())?;
             return Ok(success(decision, done));
         }
@@ -176,66 +125,54 @@ pub async fn run_image(
     emit.send(ImageEvent::Decision(decision.clone()));
 
     if decision == Decision::Skip {
-        if let Some(note) = plan.delivery_note(false) {
-            emit.send(ImageEvent::Note(note));
-        }
-        let digest = cached
-            .as_ref()
-            .and_then(|c| c.record.as_ref())
-            .and_then(|r| r.push.as_ref())
-            .and_then(|p| p.digest.clone());
-        return Ok(success(
-            decision,
-            Done {
-                status: Status::Skipped,
-                tags: recorded,
-                digest,
-                pushed: false,
-            },
-        ));
+        let done = skipped(plan, cached.as_ref(), recorded, emit);
+        return Ok(success(decision, done));
     }
 
-    let mut tags = recorded;
-    let mut pushed_by_build = None;
-    if decision.is_rebuild() {
-        tags = fresh_tags(plan)?;
-        if let Some(prev) = cached.as_ref().and_then(|c| c.entry.tag.clone())
-            && tags.first() == Some(&prev)
-        {
-            emit.send(ImageEvent::Note(format!(
-                "rebuilt image {}:{prev} has the same tag as the last build; a deployment may not pick it up",
-                plan.config.image
-            )));
-        }
-        emit.send(ImageEvent::Stage(Stage::Building));
-        let outcome = build(ctx, plan, &tags, prepared.context, emit, cancel).await?;
-        if outcome.pushed {
-            pushed_by_build = Some(outcome.digest);
-        } else {
-            deliver_locally(ctx, plan, &tags, emit).await?;
-        }
-    }
-
+    let (tags, pushed_by_build) = if decision.is_rebuild() {
+        rebuild(ctx, plan, cached.as_ref(), prepared.context, emit, cancel).await?
+    } else {
+        (recorded, None)
+    };
     let (digest, pushed) = match pushed_by_build {
         Some(digest) => (digest, true),
         None if plan.push => (push(ctx, plan, &tags, emit, cancel).await?, true),
         None => (None, false),
     };
-    commit(ctx, plan, pending, &tags, pushed, digest.clone())?;
-    if let Some(key) = content_key.as_ref().filter(|_| pushed) {
-        record_in_registry(ctx, plan, key, digest.as_deref(), &tags, emit).await;
-    }
-    Ok(success(
-        decision.clone(),
-        Done {
-            status: if decision.is_rebuild() {
-                Status::Built
-            } else {
-                Status::Pushed
-            },
-            tags,
-            digest,
-            pushed,
+    let done = Done {
+        status: if decision.is_rebuild() {
+            Status::Built
+        } else {
+            Status::Pushed
         },
-    ))
+        tags,
+        digest,
+        pushed,
+    };
+    finish(ctx, plan, pending, content_key.as_ref(), &done, emit).await?;
+    Ok(success(decision, done))
+}
+
+/// Commits the cache entry the decision produced, then, when the image was pushed, records
+/// its content key in the registry.
+async fn finish(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    pending: PendingEntry,
+    content_key: Option<&ContentKey>,
+    done: &Done,
+    emit: &Emitter,
+) -> Result<(), ImageError> {
+    commit(
+        ctx,
+        plan,
+        pending,
+        &done.tags,
+        done.pushed,
+        done.digest.clone(),
+    )?;
+    if let Some(key) = content_key.filter(|_| done.pushed) {
+        record_in_registry(ctx, plan, key, done.digest.as_deref(), &done.tags, emit).await;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! images of this run, apply the overrides, scan the context and hash it into the
 //! [`DecisionInputs`] and the content key; and the tags an image has (recorded) or gets (fresh).
 
-use super::shared::ImageSuccess;
+use super::shared::{ImageSuccess, JobContext};
 use crate::image::cache::CachedImage;
 use crate::image::content_key::{self, ContentKey};
 use crate::image::context::{self, tar::DockerfileEntry};
@@ -30,21 +30,49 @@ pub(super) struct PreparedContext {
     pub(super) dockerfile_name: String,
 }
 
+impl Prepared {
+    /// (files, bytes) of the context, when scanned.
+    pub(super) fn context_size(&self) -> Option<(u64, u64)> {
+        self.context
+            .as_ref()
+            .map(|c| (c.scan.file_count as u64, c.scan.total_bytes))
+    }
+}
+
+/// Step 1 on a blocking thread, from the results of the images this one builds `FROM`.
+pub(super) async fn prepare_image(
+    ctx: &JobContext,
+    plan: &ImagePlan,
+    deps: &IndexMap<String, (String, ImageSuccess)>,
+    cancel: &CancellationToken,
+) -> Result<Prepared, ImageError> {
+    let bases = BaseImages::of(deps);
+    let prepared = {
+        let (plan, root, stop) = (plan.clone(), ctx.settings.root.clone(), cancel.clone());
+        tokio::task::spawn_blocking(move || prepare(&plan, &bases, &root, &stop)).await??
+    };
+    // Ctrl-C during the scan: nothing more for this image (no "building" after "interrupted").
+    if cancel.is_cancelled() {
+        return Err(context::ContextError::Cancelled.into());
+    }
+    Ok(prepared)
+}
+
 /// How the `FROM`s naming images of this config are rewritten: for the build, to this run's
 /// tag of the base; for the hashes, to the base's content key (so a base that only got new
 /// tags changes nothing downstream, and a rebuilt base with new content does).
 #[derive(Debug, Clone, Default)]
-pub(super) struct BaseImages {
+struct BaseImages {
     /// repository → `repository:<tag of this run>`.
-    pub(super) build: HashMap<String, String>,
+    build: HashMap<String, String>,
     /// repository → what the hashed text names ([`content_key::from_for_key`]).
-    pub(super) key: HashMap<String, String>,
+    key: HashMap<String, String>,
     /// Whether every base has a content key (else this image has none either).
-    pub(super) all_keyed: bool,
+    all_keyed: bool,
 }
 
 impl BaseImages {
-    pub(super) fn of(deps: &IndexMap<String, (String, ImageSuccess)>) -> Self {
+    fn of(deps: &IndexMap<String, (String, ImageSuccess)>) -> Self {
         let mut bases = BaseImages {
             all_keyed: true,
             ..Default::default()
@@ -67,7 +95,7 @@ impl BaseImages {
 }
 
 /// Reads, rewrites and hashes what the decision compares (on a blocking thread).
-pub(super) fn prepare(
+fn prepare(
     plan: &ImagePlan,
     bases: &BaseImages,
     root: &std::path::Path,

@@ -6,6 +6,7 @@ use super::prepare::fresh_tags;
 use super::shared::{Done, Emitter, JobContext, unless_cancelled};
 use crate::diagnostic::Diagnostic;
 use crate::image::content_key::ContentKey;
+use crate::image::decision::Decision;
 use crate::pipeline::error::ImageError;
 use crate::pipeline::events::{ImageEvent, Status};
 use crate::pipeline::plan::ImagePlan;
@@ -44,7 +45,7 @@ impl JobContext {
 }
 
 /// The registry content cache: looks this image's content key up in its repository; on a hit
-/// gives the found manifest the tags this run wants (inside the registry; the caller reports
+/// gives the found manifest the tags this run wants (inside the registry; [`report_found`] says
 /// them after the decision). Returns the source
 /// (`registry/repo:devspace-cache-…`) and the outcome, or `None` to build: a miss, a manifest
 /// that cannot be reused (said in a note), or a registry that refuses (one warning per
@@ -101,6 +102,17 @@ pub(super) async fn from_registry(
             ctx.registry_cache_failed(&registry, &e, emit);
             Ok(None)
         }
+    }
+}
+
+/// Says what the registry cache found: the decision, then each tag the found image got.
+pub(super) fn report_found(plan: &ImagePlan, decision: &Decision, done: &Done, emit: &Emitter) {
+    emit.send(ImageEvent::Decision(decision.clone()));
+    for tag in &done.tags {
+        emit.send(ImageEvent::Pushed {
+            tag: format!("{}:{tag}", plan.config.image),
+            digest: done.digest.clone(),
+        });
     }
 }
 

@@ -8,7 +8,7 @@ use crate::config::{Config, ImageConfig};
 use crate::diagnostic::Diagnostic;
 use crate::exit::ExitCode;
 use crate::image::cache::Cache;
-use crate::image::decision::PushReason;
+use crate::image::decision::{PushReason, Reason};
 use crate::kube::local::LocalCluster;
 use crate::pipeline::events::Event;
 use crate::pipeline::plan::{LocalTarget, PlanSettings, plan};
