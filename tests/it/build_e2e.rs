@@ -758,7 +758,7 @@ images:
     .write("other.txt", "o\n");
     b.project.write_mode(
         "build.sh",
-        "#!/bin/sh\n# one line per call, each argument in brackets\nfor a in \"$@\"; do printf '[%s]' \"$a\"; done >> calls.log\necho >> calls.log\necho custom builder ran\n",
+        "#!/bin/sh\n# one line per call, each argument in brackets, appended in one write (two\n# images build in parallel)\nline=$(for a in \"$@\"; do printf '[%s]' \"$a\"; done)\nprintf '%s\\n' \"$line\" >> calls.log\necho custom builder ran\n",
         0o755,
     );
     let calls = |b: &Project| -> Vec<String> {
