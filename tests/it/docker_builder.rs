@@ -384,8 +384,15 @@ async fn api_build_cancelled_mid_run_stops_and_leaves_no_containers() {
         "now-sleeping",
     )
     .await;
+    // The builder removes the step container it saw before returning; once (of many runs, on
+    // a machine at load 12) the daemon still listed one at that instant, so the property
+    // checked is "none left" after the daemon's own asynchronous teardown, as for the CLI.
+    let at_return = labeled_containers(&daemon, "devspace-test", &mark).await;
+    if at_return > 0 {
+        eprintln!("{at_return} labelled container(s) still listed when the build returned");
+    }
     assert_eq!(
-        labeled_containers(&daemon, "devspace-test", &mark).await,
+        labeled_containers_settled(&daemon, "devspace-test", &mark).await,
         0,
         "no container of the cancelled build is left"
     );
