@@ -1,7 +1,7 @@
 //! The Dockerfile parser and the override/`FROM` rewriting. Input: the Dockerfile text.
 #![no_main]
 
-use devspace::build::dockerfile::{self, Overrides};
+use devspace::image::dockerfile::{self, Overrides};
 use indexmap::IndexMap;
 use libfuzzer_sys::fuzz_target;
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! to match against it, each also through the walk's incremental matcher.
 #![no_main]
 
-use devspace::build::context::IgnoreRules;
+use devspace::image::context::IgnoreRules;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
