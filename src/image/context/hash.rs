@@ -13,7 +13,7 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::io::{Read, Write as _};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -346,6 +346,23 @@ fn open_in(dir: &OwnedFd, name: &str) -> std::io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Appends `value` in octal without leading zeros (`format!("{:o}")`, without its cost
+/// per entry).
+fn push_octal(out: &mut Vec<u8>, value: u32) {
+    let mut digits = [0u8; 11];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest & 7) as u8;
+        rest >>= 3;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// The context hash: SHA-256 over every entry's kind, relative path, permission bits and
 /// content identity (file digest or symlink target), in path order. Absolute locations,
 /// owners and timestamps are not part of it, so a moved or fresh checkout hashes the same.
@@ -364,7 +381,7 @@ pub fn context_hash(entries: &[Entry]) -> Digest {
         });
         record.extend_from_slice(entry.rel.as_bytes());
         record.push(0);
-        let _ = write!(record, "{:o}", entry.mode);
+        push_octal(&mut record, entry.mode);
         record.push(0);
         match &entry.kind {
             EntryKind::Dir => {}
@@ -435,6 +452,39 @@ mod tests {
             context_hash(&link2),
             "link targets count"
         );
+    }
+
+    #[test]
+    fn octal_modes_are_written_like_format() {
+        for mode in [0, 1, 7, 8, 0o644, 0o755, 0o4755, 0o7777, u32::MAX] {
+            let mut out = Vec::new();
+            push_octal(&mut out, mode);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{mode:o}"));
+        }
+    }
+
+    #[test]
+    fn context_hash_format_is_pinned() {
+        // Registry content keys and users' caches depend on this exact value.
+        let entries = vec![
+            Entry {
+                kind: EntryKind::Dir,
+                digest: None,
+                ..file("d", 0o755, b"")
+            },
+            file("d/f", 0o644, b"content"),
+            Entry {
+                kind: EntryKind::Symlink("f".into()),
+                digest: None,
+                ..file("d/l", 0o777, b"")
+            },
+        ];
+        let mut record = Vec::new();
+        record.extend_from_slice(b"d\0d\0755\0\n");
+        record.extend_from_slice(b"f\0d/f\0644\0");
+        record.extend_from_slice(&Sha256::digest(b"content"));
+        record.extend_from_slice(b"\nl\0d/l\0777\0f\n");
+        assert_eq!(context_hash(&entries).0, <[u8; 32]>::from(Sha256::digest(&record)));
     }
 
     #[test]

@@ -38,8 +38,9 @@ struct Queue {
     /// Threads currently listing a directory (which may add jobs).
     busy: usize,
     failure: Option<ContextError>,
-    /// Everything found so far (one growing list keeps the peak memory low).
-    entries: Vec<Entry>,
+    /// What each thread found, handed over when it finishes (no shared growing list: its
+    /// reallocations would copy every entry several times).
+    found: Vec<Vec<Entry>>,
 }
 
 /// Lists the included entries below `root`, sorted by relative path (byte order, `/`
@@ -82,7 +83,7 @@ pub fn walk_until(
         }],
         busy: 0,
         failure: None,
-        entries: Vec::new(),
+        found: Vec::new(),
     });
     let wake = Condvar::new();
     let walker = Walker { root, rules };
@@ -95,9 +96,44 @@ pub fn walk_until(
     if let Some(failure) = queue.failure {
         return Err(failure);
     }
-    let mut entries = queue.entries;
-    entries.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(entries)
+    Ok(sorted(queue.found))
+}
+
+/// All entries in relative-path order. Sorts small (path, position) pairs, then moves
+/// every entry into place along the permutation's cycles, instead of swapping whole
+/// entries around while sorting; the entries are never held twice.
+fn sorted(mut parts: Vec<Vec<Entry>>) -> Vec<Entry> {
+    parts.sort_by_key(|part| std::cmp::Reverse(part.len()));
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut parts = parts.into_iter();
+    let mut entries = parts.next().unwrap_or_default();
+    entries.reserve_exact(total - entries.len());
+    for mut part in parts {
+        entries.append(&mut part);
+    }
+    let mut order: Vec<u32> = {
+        let mut keys: Vec<(&str, u32)> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.rel.as_str(), i as u32))
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, i)| i).collect()
+    };
+    // entries[k] must become the old entries[order[k]]; a done position points to itself.
+    for start in 0..order.len() {
+        let mut at = start;
+        loop {
+            let from = order[at] as usize;
+            order[at] = at as u32;
+            if from == start {
+                break;
+            }
+            entries.swap(at, from);
+            at = from;
+        }
+    }
+    entries
 }
 
 /// What every walking thread shares.
@@ -144,6 +180,7 @@ impl Walker<'_> {
                         break job;
                     }
                     if q.busy == 0 {
+                        q.found.push(std::mem::take(&mut entries));
                         wake.notify_all();
                         return;
                     }
@@ -158,10 +195,7 @@ impl Walker<'_> {
             let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
             q.busy -= 1;
             match result {
-                Ok(()) => {
-                    q.jobs.append(&mut found);
-                    q.entries.append(&mut entries);
-                }
+                Ok(()) => q.jobs.append(&mut found),
                 Err(e) => {
                     q.failure.get_or_insert(e);
                 }
