@@ -1,7 +1,7 @@
 //! Context hashing benchmark (`cargo bench --bench context`, or `scripts/bench-context.sh`).
 //!
-//! Generates three contexts under `/tmp` (20k files / 1 GiB, 100k small files, one 1 GiB
-//! file), then measures in fresh child processes: a cold scan (no stat cache; files in the
+//! Generates four contexts under `/tmp` (20k files / 1 GiB, 100k small files, four 256 MiB
+//! files, one 1 GiB file), then measures in fresh child processes: a cold scan (no stat cache; files in the
 //! page cache), a no-change scan (stat cache valid) and streaming the context tar into a
 //! sink, each with wall time, CPU time (user + system, all threads) and peak RSS (VmHWM).
 //! Baselines, measured in the same run over the same files: `openssl dgst -sha256` on every
@@ -47,6 +47,10 @@ fn one_size(_: usize) -> usize {
     1 << 30
 }
 
+fn quarter_size(_: usize) -> usize {
+    256 << 20
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo test --all-targets` runs bench targets without `--bench`: the benchmark (1 GiB of
@@ -82,6 +86,13 @@ fn main() {
             dirs: 1000,
             files_per_dir: 100,
             size: small_size,
+        },
+        Dataset {
+            name: "four 256 MiB files",
+            dir: base.join("four"),
+            dirs: 1,
+            files_per_dir: 4,
+            size: quarter_size,
         },
         Dataset {
             name: "one 1 GiB file",
@@ -175,41 +186,27 @@ fn generate(set: &Dataset) -> (usize, u64) {
     let mut buf = Vec::new();
     for d in 0..set.dirs {
         let dir = set.dir.join(format!("src/d{d:04}"));
-        if set.files_per_dir == 1 && set.dirs == 1 {
-            // One big file: written in 1 MiB blocks.
-            std::fs::create_dir_all(&dir).expect("create bench dir");
-            let mut out = std::io::BufWriter::new(
-                std::fs::File::create(dir.join("f000.dat")).expect("create bench file"),
-            );
-            let mut left = (set.size)(0);
+        std::fs::create_dir_all(&dir).expect("create bench dir");
+        for f in 0..set.files_per_dir {
+            let size = (set.size)(d * set.files_per_dir + f);
+            // Written in blocks of at most 1 MiB (big files never whole in memory).
+            let mut out = std::fs::File::create(dir.join(format!("f{f:03}.dat")))
+                .expect("create bench file");
+            let mut left = size;
             while left > 0 {
+                let block = left.min(1 << 20);
                 buf.clear();
-                while buf.len() < (1 << 20).min(left) {
+                while buf.len() < block {
+                    // xorshift: incompressible enough, and fast to produce.
                     state ^= state << 13;
                     state ^= state >> 7;
                     state ^= state << 17;
                     buf.extend_from_slice(&state.to_le_bytes());
                 }
-                buf.truncate((1 << 20).min(left));
+                buf.truncate(block);
                 std::io::Write::write_all(&mut out, &buf).expect("write bench file");
-                left -= buf.len();
+                left -= block;
             }
-            std::io::Write::flush(&mut out).expect("write bench file");
-            continue;
-        }
-        std::fs::create_dir_all(&dir).expect("create bench dir");
-        for f in 0..set.files_per_dir {
-            let i = d * set.files_per_dir + f;
-            buf.clear();
-            while buf.len() < (set.size)(i) {
-                // xorshift: incompressible enough, and fast to produce.
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                buf.extend_from_slice(&state.to_le_bytes());
-            }
-            buf.truncate((set.size)(i));
-            std::fs::write(dir.join(format!("f{f:03}.dat")), &buf).expect("write bench file");
         }
     }
     std::fs::write(set.dir.join("Dockerfile"), "FROM busybox\nCOPY . /app\n").unwrap();
@@ -359,21 +356,15 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
     if mode == "oldscan" {
         let start = Instant::now();
         let hashed = old_scan(dir, cache);
-        println!(
-            "{} {} {} {}",
-            start.elapsed().as_secs_f64(),
-            vm_hwm_kb(),
-            hashed,
-            cpu_secs()
-        );
+        print_run(start, 0.0, hashed);
         return;
     }
     let start = Instant::now();
     let scan = scan_context(dir, &dir.join("Dockerfile"), cache).expect("scan");
-    let mut hashed = scan.stats.hashed_files;
     if mode == "stream" {
         // Time only the streaming; the scan above is warm.
         let start = Instant::now();
+        let cpu_before = cpu_secs();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -390,22 +381,20 @@ fn child(mode: &str, dir: &Path, cache: &Path) {
             }
             sent
         });
-        hashed = sent as usize;
-        println!(
-            "{} {} {} {}",
-            start.elapsed().as_secs_f64(),
-            vm_hwm_kb(),
-            hashed,
-            cpu_secs()
-        );
+        print_run(start, cpu_before, sent as usize);
         return;
     }
+    print_run(start, 0.0, scan.stats.hashed_files);
+}
+
+/// The child's answer: wall seconds since `start`, peak RSS (kB), a count, CPU seconds
+/// since `cpu_before`.
+fn print_run(start: Instant, cpu_before: f64, count: usize) {
     println!(
-        "{} {} {} {}",
+        "{} {} {count} {}",
         start.elapsed().as_secs_f64(),
         vm_hwm_kb(),
-        hashed,
-        cpu_secs()
+        cpu_secs() - cpu_before
     );
 }
 
@@ -558,7 +547,7 @@ fn write_report(rows: &[Row], load_start: &str, load_end: &str) {
     };
     for r in rows {
         let mut parts = Vec::new();
-        if r.files >= 2 {
+        if r.files >= 10_000 {
             let target = if r.files > 50_000 { 0.1 } else { 0.04 };
             parts.push(format!(
                 "no-change scan {:.3} s wall (target ≤ {target} s): {}",
@@ -591,11 +580,7 @@ fn write_report(rows: &[Row], load_start: &str, load_end: &str) {
 /// Directories of a generated context (they are stat'ed too): `src`, its subdirectories,
 /// plus `Dockerfile`, `.dockerignore` and the `.complete` marker at the root.
 fn dirs_of(r: &Row) -> usize {
-    let dirs = match r.files {
-        1 => 1,
-        n => n / 100,
-    };
-    1 + dirs + 3
+    1 + r.files.div_ceil(100) + 3
 }
 
 /// Replaces the section starting with `heading` (up to the next `## `) or appends it.
