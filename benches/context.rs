@@ -190,8 +190,8 @@ fn generate(set: &Dataset) -> (usize, u64) {
         for f in 0..set.files_per_dir {
             let size = (set.size)(d * set.files_per_dir + f);
             // Written in blocks of at most 1 MiB (big files never whole in memory).
-            let mut out = std::fs::File::create(dir.join(format!("f{f:03}.dat")))
-                .expect("create bench file");
+            let mut out =
+                std::fs::File::create(dir.join(format!("f{f:03}.dat"))).expect("create bench file");
             let mut left = size;
             while left > 0 {
                 let block = left.min(1 << 20);
@@ -220,7 +220,10 @@ fn measure(set: &Dataset, files: usize, bytes: u64) -> Row {
     let root = std::fs::canonicalize(&set.dir).unwrap();
     let cache_file = statcache::cache_file(&cache, &root);
     // Everything in the page cache before anything is timed.
-    shell(&set.dir, "find src -type f -print0 | xargs -0 cat > /dev/null");
+    shell(
+        &set.dir,
+        "find src -type f -print0 | xargs -0 cat > /dev/null",
+    );
 
     // Baseline: openssl over the same files, one process per core.
     let openssl: Vec<Run> = (0..RUNS)
@@ -536,7 +539,11 @@ fn write_report(rows: &[Row], load_start: &str, load_end: &str) {
     }
     md.push_str("\n### Targets (issue 14)\n\n");
     let verdict = |value: f64, target: f64, lower_is_better: bool| {
-        let met = if lower_is_better { value <= target } else { value >= target };
+        let met = if lower_is_better {
+            value <= target
+        } else {
+            value >= target
+        };
         if met {
             "**met**".to_owned()
         } else if lower_is_better {

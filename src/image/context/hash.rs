@@ -258,10 +258,7 @@ pub fn hash_entries_until(
                 let mut buf = vec![0u8; BUF_SIZE];
                 let mut local = Vec::new();
                 let mut read = 0u64;
-                loop {
-                    let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
+                while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
                     if stop.is_cancelled() {
                         // Every unit left fails the same way: report it once.
                         let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
@@ -336,7 +333,7 @@ fn open_dir(root: &Path, dir_rel: &str) -> rustix::io::Result<OwnedFd> {
     if dir_rel.is_empty() {
         rustix::fs::openat(rustix::fs::CWD, root, flags, Mode::empty())
     } else {
-        rustix::fs::openat(rustix::fs::CWD, &root.join(dir_rel), flags, Mode::empty())
+        rustix::fs::openat(rustix::fs::CWD, root.join(dir_rel), flags, Mode::empty())
     }
 }
 
@@ -480,11 +477,14 @@ mod tests {
             },
         ];
         let mut record = Vec::new();
-        record.extend_from_slice(b"d\0d\0755\0\n");
-        record.extend_from_slice(b"f\0d/f\0644\0");
+        record.extend_from_slice(b"d\x00d\x00755\x00\n");
+        record.extend_from_slice(b"f\x00d/f\x00644\x00");
         record.extend_from_slice(&Sha256::digest(b"content"));
-        record.extend_from_slice(b"\nl\0d/l\0777\0f\n");
-        assert_eq!(context_hash(&entries).0, <[u8; 32]>::from(Sha256::digest(&record)));
+        record.extend_from_slice(b"\nl\x00d/l\x00777\x00f\n");
+        assert_eq!(
+            context_hash(&entries).0,
+            <[u8; 32]>::from(Sha256::digest(&record))
+        );
     }
 
     #[test]

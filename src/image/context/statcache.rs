@@ -229,7 +229,8 @@ fn read_record(reader: &mut BodyReader, rel: &mut Vec<u8>) -> Result<Record, Str
         rel.clear();
         rel.extend_from_slice(&bytes[..len]);
         let tail = &bytes[len..];
-        let u64_at = |at: usize| u64::from_le_bytes(tail[at..at + 8].try_into().unwrap_or_default());
+        let u64_at =
+            |at: usize| u64::from_le_bytes(tail[at..at + 8].try_into().unwrap_or_default());
         return Ok(Record {
             size: u64_at(0),
             mtime_ns: u64_at(8) as i64,
@@ -394,7 +395,10 @@ mod tests {
                 inode: i as u64,
                 mode: 0o600 + (i % 64) as u32,
                 digest: Some(Digest([(i % 251) as u8; 32])),
-                ..entry(&format!("dir{}/{}{i}", i % 13, "x".repeat(i % 97)), 10 + i as i64)
+                ..entry(
+                    &format!("dir{}/{}{i}", i % 13, "x".repeat(i % 97)),
+                    10 + i as i64,
+                )
             })
             .collect();
         saved.sort_by(|a, b| a.rel.cmp(&b.rel));

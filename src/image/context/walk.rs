@@ -303,11 +303,12 @@ impl Walker<'_> {
                 FileType::Directory => EntryKind::Dir,
                 FileType::RegularFile => EntryKind::File,
                 FileType::Symlink => {
-                    let target = rustix::fs::readlinkat(&*dir, name, std::mem::take(&mut scratch.link))
-                        .map_err(|errno| ContextError::ReadLink {
-                            path: self.path(&rel),
-                            source: errno.into(),
-                        })?;
+                    let target =
+                        rustix::fs::readlinkat(&*dir, name, std::mem::take(&mut scratch.link))
+                            .map_err(|errno| ContextError::ReadLink {
+                                path: self.path(&rel),
+                                source: errno.into(),
+                            })?;
                     let kind = match target.to_str() {
                         Ok(target) => EntryKind::Symlink(target.into()),
                         Err(_) => {
@@ -419,7 +420,11 @@ mod tests {
         };
         Entry {
             rel: rel.to_owned(),
-            size: if kind == EntryKind::Dir { 0 } else { meta.size() },
+            size: if kind == EntryKind::Dir {
+                0
+            } else {
+                meta.size()
+            },
             kind,
             mode: meta.mode() & 0o7777,
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
@@ -433,7 +438,13 @@ mod tests {
     fn lists_exactly_what_docker_sends_with_lstat_fields() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for d in ["src/deep/er", "build/keep", "build/drop", "node_modules/x", "empty"] {
+        for d in [
+            "src/deep/er",
+            "build/keep",
+            "build/drop",
+            "node_modules/x",
+            "empty",
+        ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         for (f, content) in [
