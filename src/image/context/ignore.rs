@@ -230,8 +230,23 @@ impl IgnoreRules {
         path: &str,
         parent: Option<&ParentMatches>,
     ) -> (bool, ParentMatches) {
+        let mut info = ParentMatches::default();
+        let matched = self.matches_in_walk_into(path, parent, &mut info);
+        (matched, info)
+    }
+
+    /// [`IgnoreRules::matches_in_walk`] writing the results for the children into `info`
+    /// (its previous content is replaced), so a walk can reuse one buffer for every entry
+    /// and copy it only for the directories it descends into.
+    pub fn matches_in_walk_into(
+        &self,
+        path: &str,
+        parent: Option<&ParentMatches>,
+        info: &mut ParentMatches,
+    ) -> bool {
         let parent = parent.filter(|p| p.0.len() == self.patterns.len());
-        let mut info = vec![false; self.patterns.len()];
+        info.0.clear();
+        info.0.resize(self.patterns.len(), false);
         let mut matched = false;
         for (i, pattern) in self.patterns.iter().enumerate() {
             let mut hit = parent.is_some_and(|p| p.0[i]);
@@ -253,12 +268,12 @@ impl IgnoreRules {
                     }
                 }
             }
-            info[i] = hit;
+            info.0[i] = hit;
             if hit {
                 matched = !pattern.exclusion;
             }
         }
-        (matched, ParentMatches(info))
+        matched
     }
 
     /// Whether an excluded directory can be skipped without looking inside: true unless
