@@ -73,6 +73,10 @@ pub enum Status {
     Cancelled,
     /// `--dry-run`: would be built.
     WouldBuild,
+    /// `--dry-run`: not built, but the recorded image would be pushed again.
+    WouldPush,
+    /// `--dry-run`: not built, the recorded image would get this run's tags.
+    WouldRetag,
 }
 
 impl Status {
@@ -96,6 +100,8 @@ impl Status {
             Status::DependencyFailed => "not built",
             Status::Cancelled => "cancelled",
             Status::WouldBuild => "would build",
+            Status::WouldPush => "would push",
+            Status::WouldRetag => "would retag",
         }
     }
 }

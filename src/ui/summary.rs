@@ -129,6 +129,8 @@ pub fn render_width(report: &BuildReport, width: usize) -> String {
         (Status::Pushed, "pushed"),
         (Status::Retagged, "retagged"),
         (Status::WouldBuild, "would build"),
+        (Status::WouldPush, "would push"),
+        (Status::WouldRetag, "would retag"),
     ] {
         let n = count(status);
         if n > 0 {

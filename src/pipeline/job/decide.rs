@@ -50,10 +50,11 @@ pub(super) fn dry_run(plan: &ImagePlan, decision: &Decision, recorded: Vec<Strin
     } else {
         recorded
     };
-    let status = if decision.does_work() {
-        Status::WouldBuild
-    } else {
-        Status::Skipped
+    let status = match decision {
+        Decision::Retag => Status::WouldRetag,
+        Decision::PushOnly(_) => Status::WouldPush,
+        d if d.does_work() => Status::WouldBuild,
+        _ => Status::Skipped,
     };
     Done {
         status,

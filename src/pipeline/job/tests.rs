@@ -493,6 +493,23 @@ async fn tags_changed_retags_in_the_registry_and_never_builds() {
         .run(&services, pushing(), PlanSettings::default())
         .await;
     assert_eq!(ok(&r["app"]).decision, Decision::Skip);
+    // A dry run of a tags-only change says it would retag, with the new tags, and does nothing.
+    let dry = JobSettings {
+        dry_run: true,
+        ..pushing()
+    };
+    let (r, _) = project.run(&services, dry, with_tags(&["v3"])).await;
+    let app = ok(&r["app"]);
+    assert_eq!(app.decision, Decision::Retag);
+    assert_eq!(app.status, Status::WouldRetag);
+    assert_eq!(app.status.label(), "would retag");
+    assert_eq!(app.tags, ["v3"]);
+    assert_eq!(
+        services.world().registry_tags.len(),
+        2,
+        "a dry run tags nothing"
+    );
+    assert_eq!(cached_tags(&project, "app"), ["v1"]);
 }
 
 #[tokio::test]
