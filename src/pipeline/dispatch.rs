@@ -93,6 +93,9 @@ impl RunState {
                 "devspace: pushed {tag} {}",
                 digest.as_deref().unwrap_or("")
             )),
+            ImageEvent::TaggedInRegistry { tag, digest } => {
+                log.line(&format!("devspace: tagged {tag} in the registry {digest}"))
+            }
             ImageEvent::Stage(Stage::Building | Stage::Pushing | Stage::Tagging) => log.open(),
             ImageEvent::Stage(_) | ImageEvent::Step { .. } | ImageEvent::Finished { .. } => {}
         }

@@ -46,6 +46,9 @@ pub enum ImageEvent {
     Note(String),
     /// A tag was pushed.
     Pushed { tag: String, digest: Option<String> },
+    /// A tag was set inside the registry on a manifest already there (retag, registry content
+    /// cache): nothing was pushed from this machine.
+    TaggedInRegistry { tag: String, digest: String },
     /// The job ended (successfully or not) after `duration_ms` of work.
     Finished { duration_ms: u64 },
 }

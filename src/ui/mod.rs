@@ -222,6 +222,14 @@ impl Ui {
                     escape(&d)
                 ));
             }
+            ImageEvent::TaggedInRegistry { tag, digest } => {
+                self.emit(&format!(
+                    "{} tagged {} in the registry ({})",
+                    self.prefix(key),
+                    escape(tag),
+                    escape(digest)
+                ));
+            }
             ImageEvent::Finished { .. } => {}
         }
         self.refresh(key);

@@ -141,6 +141,16 @@ fn second_clone_builds_nothing(first: Project) {
             "{key}: the wanted tag names the image the first clone built"
         );
         assert_eq!(img["digest"].as_str(), built_digest.as_deref());
+        // Said as what happened: a tag set inside the registry, nothing pushed from here.
+        out.assert_stderr_contains(&format!(
+            "[{key}] tagged {}:clone2 in the registry (sha256:",
+            first.repository(key)
+        ));
+        assert!(
+            !out.stderr.contains(&format!("[{key}] pushed")),
+            "{}",
+            out.describe()
+        );
     }
     // Recorded as built and pushed: the next run of the second clone is a plain skip.
     let (out, report) = build_json(&second, &["-t", "clone2"]);

@@ -109,9 +109,9 @@ pub(super) async fn from_registry(
 pub(super) fn report_found(plan: &ImagePlan, decision: &Decision, done: &Done, emit: &Emitter) {
     emit.send(ImageEvent::Decision(decision.clone()));
     for tag in &done.tags {
-        emit.send(ImageEvent::Pushed {
+        emit.send(ImageEvent::TaggedInRegistry {
             tag: format!("{}:{tag}", plan.config.image),
-            digest: done.digest.clone(),
+            digest: done.digest.clone().unwrap_or_default(),
         });
     }
 }

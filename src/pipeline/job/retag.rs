@@ -51,9 +51,9 @@ pub(super) async fn retag(
         match tagged {
             Ok(digest) => {
                 for tag in tags {
-                    emit.send(ImageEvent::Pushed {
+                    emit.send(ImageEvent::TaggedInRegistry {
                         tag: format!("{image}:{tag}"),
-                        digest: Some(digest.clone()),
+                        digest: digest.clone(),
                     });
                 }
                 return Ok(Ok((Some(digest), true)));
