@@ -321,6 +321,22 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// A transient failure of the Docker daemon's classic builder: its layer-cache lookup
+    /// (moby's `getLocalCachedImage`) loads every child image of the step's parent and fails
+    /// the whole build with `unable to find image "sha256:…"` when one of them is removed at
+    /// that moment — typically an unrelated image built on the same base, deleted by someone
+    /// else (`docker rmi`, a CI cleanup). Nothing was built; building again succeeds.
+    pub fn is_daemon_cache_race(&self) -> bool {
+        const MARK: &str = "unable to find image \"sha256:";
+        match self {
+            BuildError::Failed { message, .. } => message.contains(MARK),
+            BuildError::CommandFailed { last_lines, .. } => {
+                last_lines.iter().any(|l| l.contains(MARK))
+            }
+            _ => false,
+        }
+    }
+
     /// The last output lines a failure carries (empty for errors that have none).
     pub fn last_lines(&self) -> &[String] {
         match self {

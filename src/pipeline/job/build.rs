@@ -96,6 +96,9 @@ pub(super) async fn rebuild(
     Ok((tags, pushed_by_build))
 }
 
+/// How often a build is tried when the daemon's cache lookup races with an image removal.
+const DAEMON_CACHE_RACE_ATTEMPTS: u32 = 3;
+
 /// Builds the image with the planned builder (or its fallback).
 async fn build(
     ctx: &JobContext,
@@ -124,18 +127,39 @@ async fn build(
     request
         .labels
         .insert("dev.devspace.image-key".to_string(), plan.key.clone());
-    let body: Option<ContextBody> = context.map(|c| {
+    let body = |c: &PreparedContext| -> ContextBody {
         Box::pin(context::tar::context_tar_stream(
             c.scan.root.clone(),
             c.scan.entries.clone(),
             TarOptions {
-                dockerfile: c.dockerfile,
+                dockerfile: c.dockerfile.clone(),
                 ..TarOptions::default()
             },
-        )) as ContextBody
-    });
+        ))
+    };
     let sink = emit.sink();
-    let result = ready.builder.build(&request, body, &sink, cancel).await;
+    let mut attempt = 1;
+    let result = loop {
+        let result = ready
+            .builder
+            .build(&request, context.as_ref().map(body), &sink, cancel)
+            .await;
+        match result {
+            // The daemon's cache lookup tripped over an image someone removed meanwhile:
+            // nothing was built, so build again (see `BuildError::is_daemon_cache_race`).
+            Err(e)
+                if e.is_daemon_cache_race()
+                    && attempt < DAEMON_CACHE_RACE_ATTEMPTS
+                    && !cancel.is_cancelled() =>
+            {
+                emit.send(ImageEvent::Note(format!(
+                    "the Docker daemon's build-cache lookup failed on an image removed at that moment ({e}); building again"
+                )));
+                attempt += 1;
+            }
+            result => break result,
+        }
+    };
     match (result, fell_back_from) {
         (Ok(outcome), _) => Ok(outcome),
         (Err(e), Some(daemon)) => Err(fallback_failed(daemon, e.into())),

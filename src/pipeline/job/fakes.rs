@@ -32,6 +32,8 @@ pub struct World {
     pub registry: HashSet<String>,
     /// Image keys whose build fails.
     pub failing: HashSet<String>,
+    /// Image keys whose next builds fail with the daemon's cache-lookup race, and how often.
+    pub cache_races: HashMap<String, u32>,
     /// (builder, image key) per build.
     pub builds: Vec<(String, String)>,
     /// References pushed.
@@ -124,6 +126,16 @@ impl ImageBuilder for FakeBuilder {
                 .builds
                 .push((self.kind.to_string(), request.image_key.clone()));
             events.emit(BuildEvent::Log(format!("{} building", self.kind)));
+            if let Some(left) = world.cache_races.get_mut(&request.image_key)
+                && *left > 0
+            {
+                *left -= 1;
+                return Err(BuildError::Failed {
+                    image: request.image_key.clone(),
+                    message: "unable to find image \"sha256:9c14db850bd7617b29543986113e194c97ee7fe94981e1707aba99ae951a3c0f\"".into(),
+                    last_lines: vec![" ---> a60676eb5142".into()],
+                });
+            }
             if world.failing.contains(&request.image_key) {
                 return Err(BuildError::Failed {
                     image: request.image_key.clone(),

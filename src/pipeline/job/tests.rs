@@ -728,3 +728,32 @@ async fn registry_cache_unusable_or_refused_means_a_normal_build() {
     assert_eq!(warnings.len(), 1, "{:?}", notes(&events));
     assert_eq!(services.world().lookups.len(), 1, "not asked again");
 }
+
+/// The daemon's cache lookup failing on an image someone removed meanwhile is built again
+/// (with a note), up to three attempts; a third race in a row is the image's failure.
+#[tokio::test]
+async fn a_daemon_cache_race_is_built_again() {
+    let project = Project::new(false);
+    let services = FakeServices::default();
+    services.world().cache_races.insert("app".into(), 2);
+    let (r, events) = project
+        .run(&services, pushing(), PlanSettings::default())
+        .await;
+    assert_eq!(ok(&r["app"]).status, Status::Built);
+    assert_eq!(services.world().builds.len(), 3);
+    let notes = events
+        .iter()
+        .filter(|e| matches!(&e.kind, ImageEvent::Note(n) if n.contains("building again")))
+        .count();
+    assert_eq!(notes, 2);
+
+    let project = Project::new(false);
+    let services = FakeServices::default();
+    services.world().cache_races.insert("app".into(), 3);
+    let (r, _) = project
+        .run(&services, pushing(), PlanSettings::default())
+        .await;
+    let e = err(&r["app"]);
+    assert!(e.to_string().contains("unable to find image"), "{e}");
+    assert_eq!(services.world().builds.len(), 3);
+}
