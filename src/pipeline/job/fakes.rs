@@ -1,5 +1,6 @@
 //! A fake [`Services`]: daemons, cluster, registry and builders in memory, recording what
-//! the job asked for. Shared by the job's and the dispatcher's table tests.
+//! the job asked for. Used by the job's table tests (`job::tests`); the dispatcher's tests
+//! (`pipeline::dispatch::tests`) need no services: they feed it events directly.
 
 use crate::builder::docker::DockerEndpoint;
 use crate::builder::{
