@@ -273,7 +273,7 @@ pub fn hash_entries_until(
                                 continue;
                             }
                             let path = root.join(&shared[*index].rel);
-                            let hashed = File::open(&path)
+                            let hashed = open_no_follow(&path)
                                 .and_then(|file| hash_threaded(file, BIG_CHUNK, stop));
                             match hashed {
                                 Ok((digest, n)) => {
@@ -337,10 +337,35 @@ fn open_dir(root: &Path, dir_rel: &str) -> rustix::io::Result<OwnedFd> {
     }
 }
 
-/// Opens the file `name` of an open directory for reading.
+/// Opens the file `name` of an open directory for reading. The scan saw a regular file
+/// there, so the name is never followed if it has become a symbolic link since
+/// ([`became_a_link`]).
 fn open_in(dir: &OwnedFd, name: &str) -> std::io::Result<File> {
-    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-    Ok(File::from(fd))
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(errno) => Err(became_a_link(errno.into())),
+    }
+}
+
+/// [`open_in`] for a file opened by its path (big files, hashed on a helper thread).
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(became_a_link)
+}
+
+/// `ELOOP` from an `O_NOFOLLOW` open means the scanned file was replaced by a symbolic link:
+/// say so instead of "too many levels of symbolic links".
+fn became_a_link(error: std::io::Error) -> std::io::Error {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::other("it was replaced by a symbolic link during the scan; run again")
+    } else {
+        error
+    }
 }
 
 /// Appends `value` in octal without leading zeros (`format!("{:o}")`, without its cost
@@ -606,6 +631,40 @@ mod tests {
                 }
                 other => panic!("{other}"),
             }
+        }
+    }
+
+    #[test]
+    fn files_that_became_links_since_the_scan_are_not_hashed_through_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ctx");
+        std::fs::create_dir_all(root.join("d")).unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, bytes(BIG_FILE as usize + 1)).unwrap();
+        // The scan saw regular files; both are links now (one small, one big).
+        std::os::unix::fs::symlink(&outside, root.join("d/small")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("big")).unwrap();
+        let small = file("d/small", 0o644, b"x");
+        let big = Entry {
+            size: BIG_FILE + 1,
+            ..file("big", 0o644, b"")
+        };
+        for (entry, name) in [(small, "d/small"), (big, "big")] {
+            let mut entries = vec![Entry {
+                digest: None,
+                ..entry
+            }];
+            match hash_entries(&root, &mut entries, &[0]).unwrap_err() {
+                ContextError::ReadFile { path, source } => {
+                    assert_eq!(path, root.join(name));
+                    assert!(
+                        source.to_string().contains("replaced by a symbolic link"),
+                        "{source}"
+                    );
+                }
+                other => panic!("{other}"),
+            }
+            assert_eq!(entries[0].digest, None, "{name}");
         }
     }
 

@@ -269,19 +269,40 @@ fn base_header(mode: u32, mtime_secs: i64) -> tar::Header {
 }
 
 /// Opens a file and checks it is still what the scan saw: sending other bytes than the
-/// ones that were hashed would record a wrong cache entry for the built image.
+/// ones that were hashed would record a wrong cache entry for the built image. "The same
+/// file" means the same inode, still a regular file, with the scanned size and mtime; the
+/// last component is opened with `O_NOFOLLOW`. So a file (or a directory above it) swapped
+/// for a symbolic link after the scan — to a file outside the context with a forged size and
+/// mtime — is refused instead of being sent to the daemon.
 fn open_unchanged(root: &std::path::Path, entry: &Entry) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = root.join(&entry.rel);
     let named =
         |e: io::Error| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()));
-    let file = File::open(&path).map_err(named)?;
-    let meta = file.metadata().map_err(named)?;
-    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    if meta.size() != entry.size || mtime_ns != entry.mtime_ns {
-        return Err(io::Error::other(format!(
+    let changed = || {
+        io::Error::other(format!(
             "{} changed while the build context was being sent; run the build again",
             path.display()
-        )));
+        ))
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(file) => file,
+        // ELOOP: the last component became a symbolic link since the scan.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(changed()),
+        Err(e) => return Err(named(e)),
+    };
+    let meta = file.metadata().map_err(named)?;
+    let mtime_ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+    if !meta.is_file()
+        || meta.ino() != entry.inode
+        || meta.size() != entry.size
+        || mtime_ns != entry.mtime_ns
+    {
+        return Err(changed());
     }
     Ok(file)
 }
@@ -501,5 +522,83 @@ mod tests {
         std::fs::write(ctx.join("run.sh"), "#!").unwrap();
         let (_, error, _) = send_raw(&scan, TarOptions::default()).await;
         assert!(error.expect("changed file").to_string().contains("run.sh"));
+    }
+
+    /// Sends the scan and returns the error it must end with, checking `secret` was not sent.
+    async fn refused(scan: &super::super::ContextScan, secret: &[u8]) -> io::Error {
+        let (bytes, error, _) = send_raw(scan, TarOptions::default()).await;
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "content from outside the context was sent"
+        );
+        error.expect("a swapped file must end the stream with an error")
+    }
+
+    /// Makes `outside` look like the scanned `entry` (same size, same mtime), the way a
+    /// hostile swap would, so only the identity of the file can tell them apart.
+    fn forge(outside: &std::path::Path, entry: &Entry, secret: &[u8]) {
+        assert_eq!(secret.len() as u64, entry.size);
+        std::fs::write(outside, secret).unwrap();
+        let mtime = UNIX_EPOCH + std::time::Duration::from_nanos(entry.mtime_ns as u64);
+        File::options()
+            .write(true)
+            .open(outside)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_swapped_for_a_link_after_the_scan_is_refused_not_followed() {
+        let (dir, ctx) = project();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        let entry = scan.entries.iter().find(|e| e.rel == "run.sh").unwrap();
+        let secret = b"SECRET!!!!"; // the size of "#!/bin/sh\n"
+        let outside = dir.path().join("secret");
+        forge(&outside, entry, secret);
+
+        // The file itself becomes a link to the forged file.
+        std::fs::remove_file(ctx.join("run.sh")).unwrap();
+        std::os::unix::fs::symlink(&outside, ctx.join("run.sh")).unwrap();
+        let error = refused(&scan, secret).await;
+        assert!(
+            error
+                .to_string()
+                .contains("run.sh changed while the build context"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_swapped_for_a_link_after_the_scan_is_refused_not_followed() {
+        let (dir, ctx) = project();
+        std::fs::write(ctx.join("src/app.txt"), "application\n").unwrap();
+        let scan = scan_context(&ctx, &ctx.join("Dockerfile"), &ctx.join(".devspace")).unwrap();
+        let entry = scan
+            .entries
+            .iter()
+            .find(|e| e.rel == "src/app.txt")
+            .unwrap();
+        let secret = b"SECRET-DATA\n";
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        forge(&elsewhere.join("app.txt"), entry, secret);
+        let big = scan
+            .entries
+            .iter()
+            .find(|e| e.rel == "src/big.bin")
+            .unwrap();
+        forge(&elsewhere.join("big.bin"), big, &vec![7u8; 300_000]);
+
+        // A directory above the file becomes a link: O_NOFOLLOW alone would not see it.
+        std::fs::rename(ctx.join("src"), dir.path().join("src.moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, ctx.join("src")).unwrap();
+        let error = refused(&scan, secret).await;
+        assert!(
+            error
+                .to_string()
+                .contains("changed while the build context"),
+            "{error}"
+        );
     }
 }
